@@ -1,0 +1,129 @@
+"""Loading a OneStep SavedModel and calling it from Python with checked arguments.
+
+    from model import load
+    m = load()                                   # the shipped default model
+    texts, states = m.generate(["乔峰带阿朱"], length=200, temperature=0.8, seed=1)
+    texts, states = m.generate([""], states, length=200, temperature=0.8, seed=1, step=200)
+
+Everything that reaches the model passes through here, so bad arguments give a
+ValueError that says what is allowed rather than a TensorFlow traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from model.card import FORMAT
+
+# The shipped default model, committed with the code.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
+MAX_LENGTH = 100_000  # characters in one generate call
+
+
+class ModelError(Exception):
+    """A model directory that cannot be used; the message names it and says what is wrong."""
+
+
+def check_model_dir(path: str | Path) -> dict:
+    """Check that `path` holds a complete SavedModel of our format; return its model card."""
+    path = Path(path)
+    if not path.exists():
+        if path == DEFAULT_MODEL_DIR:
+            raise ModelError(f"{path}: no default model is shipped yet; pass --model DIR (a saved_model from "
+                             "python -m train)")
+        raise ModelError(f"{path}: no such model directory")
+    if not path.is_dir():
+        raise ModelError(f"{path}: not a directory (a model is a SavedModel directory)")
+    missing = [n for n in ("saved_model.pb", "model.json", "variables/variables.index") if not (path / n).exists()]
+    if missing:
+        raise ModelError(f"{path}: incomplete model directory, missing {', '.join(missing)}")
+    try:
+        card = json.loads((path / "model.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{path}: unreadable model.json ({e})") from None
+    if card.get("format") != FORMAT:
+        raise ModelError(f"{path}: model format {card.get('format')!r}, this code reads format {FORMAT}; "
+                         "re-export it with python -m train.export")
+    return card
+
+
+def check_sampling(temperature: float, top_k: int = 0, top_p: float = 1.0) -> None:
+    """Raise ValueError unless the sampling settings are usable."""
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        raise ValueError(f"temperature must be a number, not {temperature!r}") from None
+    if not math.isfinite(t) or t <= 0:
+        raise ValueError(f"temperature must be finite and > 0, not {temperature}")
+    if int(top_k) < 0:
+        raise ValueError("top_k must be 0 (off) or more")
+    if not 0.0 < float(top_p) <= 1.0:
+        raise ValueError("top_p must be in (0, 1] (1 = off)")
+
+
+class CharModel:
+    """A loaded OneStep SavedModel. States are NumPy arrays [S, B, H]."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else DEFAULT_MODEL_DIR
+        self.card = check_model_dir(self.path)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import tensorflow as tf  # noqa: PLC0415  (slow import, only when a model is loaded)
+
+        self._tf = tf
+        try:
+            self._m = tf.saved_model.load(str(self.path))
+        except Exception as e:  # a damaged SavedModel can fail in many ways
+            raise ModelError(f"{self.path}: cannot load SavedModel ({type(e).__name__}: {str(e)[:200]})") from None
+        self.num_states = int(self._m.num_states.numpy())
+        self.units = int(self._m.state_units.numpy())
+        self.vocab_size = int(self._m.vocab_size.numpy())
+
+    def initial_state(self, batch_size: int = 1) -> np.ndarray:
+        return np.zeros((self.num_states, batch_size, self.units), np.float32)
+
+    def _states(self, states, batch: int) -> np.ndarray:
+        if states is None:
+            return self.initial_state(batch)
+        states = np.asarray(states, np.float32)
+        if states.shape != (self.num_states, batch, self.units):
+            raise ValueError(f"states must have shape {(self.num_states, batch, self.units)}, not {states.shape}")
+        return states
+
+    def generate(self, prompts: list[str], states=None, length: int = 200, temperature=1.0, top_k=0, top_p=1.0,
+                 seed: int | None = None, step: int = 0) -> tuple[list[str], np.ndarray]:
+        """Read the prompts, then sample `length` characters per row: (texts, states).
+
+        temperature, top_k and top_p are a value for all rows or one per row.
+        """
+        b = len(prompts)
+        per_row = lambda v, dt: np.broadcast_to(np.asarray(v, dt), (b,)).copy()  # noqa: E731
+        temps, ks, ps = per_row(temperature, np.float32), per_row(top_k, np.int32), per_row(top_p, np.float32)
+        for t, k, p in zip(temps, ks, ps):
+            check_sampling(t, k, p)
+        if not 0 <= int(length) <= MAX_LENGTH:
+            raise ValueError(f"length must be in [0, {MAX_LENGTH}]")
+        if seed is None:
+            seed = int(np.random.default_rng().integers(0, 2**62))
+        tf = self._tf
+        out = self._m.generate(
+            tf.constant(list(prompts), tf.string), tf.constant(self._states(states, b)), tf.constant(int(length)),
+            tf.constant(temps), tf.constant(ks), tf.constant(ps), tf.constant(int(seed), tf.int64),
+            tf.constant(int(step), tf.int64))
+        return [t.decode("utf-8") for t in out["text"].numpy()], out["states"].numpy()
+
+    def score(self, texts: list[str], states=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(total nll in nats [B], characters [B], states) — the state carried from `states`."""
+        tf = self._tf
+        out = self._m.score(tf.constant(list(texts), tf.string), tf.constant(self._states(states, len(texts))))
+        return out["nll"].numpy(), out["chars"].numpy(), out["states"].numpy()
+
+
+def load(path: str | Path | None = None) -> CharModel:
+    """Load the model at `path`, or the shipped default."""
+    return CharModel(path)

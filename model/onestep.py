@@ -1,0 +1,207 @@
+"""The OneStep SavedModel: a character RNN that samples and scores inside the graph.
+
+Built from plain NumPy weights (see `train.network.export_weights`), so the artifact
+depends on nothing but TensorFlow: `tf.saved_model.load(path)` in a fresh process can
+generate. Weights are stored in float16 and computed in float32.
+
+The contract (every function has a fixed input signature):
+
+    initial_state(batch_size: int32 [])                   -> float32 [S, B, H] zeros
+    generate(prompts: string [B], states: float32 [S, B, H], length: int32 [],
+             temperature: float32 [B], top_k: int32 [B], top_p: float32 [B],
+             seed: int64 [], step: int64 [])
+        -> {"text": string [B], "states": float32 [S, B, H]}
+    score(texts: string [B], states: float32 [S, B, H])
+        -> {"nll": float64 [B], "chars": int32 [B], "states": float32 [S, B, H]}
+
+S is the number of state vectors (one per GRU layer, two per LSTM layer) and H the
+units per layer. `generate` first reads each prompt (an empty prompt continues from
+the states as they are), then samples `length` characters; the returned states have
+read every sampled character, so a later call continues exactly where this one
+stopped. Sampling noise for step i comes from (seed, step + i): 200 characters and
+then 200 more with step=200 are the same 400 characters as one call of 400.
+`top_k` ≤ 0 and `top_p` ≥ 1 turn those filters off; temperature must be finite and
+> 0. [UNK] (id 0) is never sampled. `score` predicts every character of each text,
+the first from the state given, and returns the summed negative log-likelihood.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from model.card import FORMAT
+
+STORE = tf.float16  # on-disk dtype of the weights
+COMPUTE = tf.float32
+
+
+class OneStep(tf.Module):
+    def __init__(self, weights: dict, chars: list[str], cell: str, card: dict):
+        super().__init__(name="onestep")
+        if cell not in ("gru", "lstm"):
+            raise ValueError(f"unknown cell {cell!r}")
+        self.cell = cell
+        self.n_layers = len(weights["rnn"])
+        self.units = int(weights["rnn"][0]["recurrent"].shape[0])
+        self.per_layer = 1 if cell == "gru" else 2
+        vocab_size = len(chars)
+
+        store = lambda a: tf.Variable(np.asarray(a), dtype=STORE, trainable=False)  # noqa: E731
+        self.embedding = store(weights["embedding"])  # [V, E]
+        self.kernels = [store(w["kernel"]) for w in weights["rnn"]]  # [in, G*H]
+        self.recurrents = [store(w["recurrent"]) for w in weights["rnn"]]  # [H, G*H]
+        self.biases = [store(w["bias"]) for w in weights["rnn"]]  # GRU [2, 3H]; LSTM [4H]
+        self.dense_kernel = store(weights["dense_kernel"])  # [H, V]
+        self.dense_bias = store(weights["dense_bias"])  # [V]
+
+        self.vocab = tf.Variable(chars, dtype=tf.string, trainable=False)
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(chars[1:]), tf.range(1, vocab_size, dtype=tf.int32)),
+            default_value=0)  # anything unseen reads as [UNK]
+        self.num_states = tf.Variable(self.n_layers * self.per_layer, trainable=False)
+        self.state_units = tf.Variable(self.units, trainable=False)
+        self.vocab_size = tf.Variable(vocab_size, trainable=False)
+        self.format = tf.Variable(FORMAT, trainable=False)
+        self.card = tf.Variable(json.dumps(card, ensure_ascii=False), trainable=False)
+        self._unk_mask = tf.constant(np.where(np.arange(vocab_size) == 0, -np.inf, 0.0).astype(np.float32))
+
+    # ---- the recurrent core -------------------------------------------------------
+
+    def _weights(self):
+        """Float32 copies, made once per call (not per character)."""
+        f = lambda v: tf.cast(v, COMPUTE)  # noqa: E731
+        return ([f(k) for k in self.kernels], [f(r) for r in self.recurrents], [f(b) for b in self.biases],
+                f(self.dense_kernel), f(self.dense_bias))
+
+    def _cell(self, w, x, states):
+        """One character for every row: x [B, E], states [S, B, H] -> (states, top h [B, H])."""
+        kernels, recurrents, biases, _, _ = w
+        new, inp = [], x
+        for i in range(self.n_layers):
+            if self.cell == "gru":  # Keras GRU, reset_after=True, gate order z, r, h
+                h = states[i]
+                gx = tf.matmul(inp, kernels[i]) + biases[i][0]
+                gh = tf.matmul(h, recurrents[i]) + biases[i][1]
+                xz, xr, xh = tf.split(gx, 3, axis=-1)
+                hz, hr, hh = tf.split(gh, 3, axis=-1)
+                z = tf.sigmoid(xz + hz)
+                r = tf.sigmoid(xr + hr)
+                h = z * h + (1.0 - z) * tf.tanh(xh + r * hh)
+                new.append(h)
+            else:  # Keras LSTM, gate order i, f, c, o
+                h, c = states[2 * i], states[2 * i + 1]
+                g = tf.matmul(inp, kernels[i]) + tf.matmul(h, recurrents[i]) + biases[i]
+                gi, gf, gc, go = tf.split(g, 4, axis=-1)
+                c = tf.sigmoid(gf) * c + tf.sigmoid(gi) * tf.tanh(gc)
+                h = tf.sigmoid(go) * tf.tanh(c)
+                new.extend([h, c])
+            inp = h
+        return tf.stack(new), inp
+
+    def _logits(self, w, top):
+        return tf.matmul(top, w[3]) + w[4]  # [B, V]
+
+    def _embed(self, ids):
+        return tf.cast(tf.gather(self.embedding, ids), COMPUTE)  # [B, E]
+
+    def _encode(self, texts):
+        """Strings [B] -> ids [B, T] (0-padded) and lengths [B]. Bad UTF-8 reads as [UNK]."""
+        chars = tf.strings.unicode_split(texts, "UTF-8", errors="replace")
+        ids = self.table.lookup(chars)
+        return ids.to_tensor(0), tf.cast(ids.row_lengths(), tf.int32)
+
+    def _top(self, states):
+        return states[(self.n_layers - 1) * self.per_layer]
+
+    def _read(self, w, ids, lengths, states):
+        """Feed each row's ids up to its length; rows that are done keep their state."""
+        def body(t, states):
+            new, _ = self._cell(w, self._embed(ids[:, t]), states)
+            live = (t < lengths)[None, :, None]
+            return t + 1, tf.where(live, new, states)
+
+        _, states = tf.while_loop(lambda t, s: t < tf.shape(ids)[1], body, (tf.constant(0), states))
+        return states
+
+    # ---- sampling policy ----------------------------------------------------------
+
+    def _filter(self, logits, top_k, top_p):
+        """Mask logits outside each row's top-k and nucleus (top-p); [B, V] -> [B, V]."""
+        v = tf.shape(logits)[1]
+        ranked = tf.sort(logits, axis=-1, direction="DESCENDING")
+        k = tf.where(top_k > 0, tf.minimum(top_k, v), v)
+        ranked = tf.where(tf.range(v)[None, :] < k[:, None], ranked, -np.inf)
+        before = tf.math.cumsum(tf.nn.softmax(ranked), axis=-1, exclusive=True)  # mass ranked above each
+        keep = tf.where((before < top_p[:, None]) | (tf.range(v)[None, :] == 0), 1, 0)
+        last = tf.reduce_sum(keep, axis=-1) - 1
+        threshold = tf.gather(ranked, last, batch_dims=1)
+        return tf.where(logits < threshold[:, None], -np.inf, logits)
+
+    def _sample(self, logits, temperature, top_k, top_p, seed):
+        """Gumbel-max sampling from logits / temperature: [B, V] -> ids [B]."""
+        logits = logits / temperature[:, None] + self._unk_mask
+        logits = tf.cond(tf.reduce_any(top_k > 0) | tf.reduce_any(top_p < 1.0),
+                         lambda: self._filter(logits, top_k, top_p), lambda: logits)
+        u = tf.random.stateless_uniform(tf.shape(logits), seed=seed, minval=1e-20, maxval=1.0)
+        return tf.argmax(logits - tf.math.log(-tf.math.log(u)), axis=-1, output_type=tf.int32)
+
+    # ---- the exported functions ---------------------------------------------------
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32)])
+    def initial_state(self, batch_size):
+        return tf.zeros([self.num_states, batch_size, self.units], COMPUTE)
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None], tf.string), tf.TensorSpec([None, None, None], tf.float32),
+        tf.TensorSpec([], tf.int32), tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.int32),
+        tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64)])
+    def generate(self, prompts, states, length, temperature, top_k, top_p, seed, step):
+        tf.debugging.assert_equal(
+            tf.reduce_all(tf.math.is_finite(temperature) & (temperature > 0.0)), True,
+            message="temperature must be finite and > 0")
+        tf.debugging.assert_greater_equal(length, 0, message="length must be >= 0")
+        w = self._weights()
+        ids, lengths = self._encode(prompts)
+        states = self._read(w, ids, lengths, states)
+        out = tf.TensorArray(tf.int32, size=length)
+
+        def body(i, states, out):
+            logits = self._logits(w, self._top(states))
+            chosen = self._sample(logits, temperature, top_k, top_p, tf.stack([seed, step + tf.cast(i, tf.int64)]))
+            states, _ = self._cell(w, self._embed(chosen), states)
+            return i + 1, states, out.write(i, chosen)
+
+        _, states, out = tf.while_loop(lambda i, s, o: i < length, body, (tf.constant(0), states, out))
+        chosen = tf.transpose(tf.reshape(out.stack(), [length, -1]))  # [B, length]
+        text = tf.strings.reduce_join(tf.gather(self.vocab, chosen), axis=1)
+        return {"text": text, "states": states}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None, None, None], tf.float32)])
+    def score(self, texts, states):
+        w = self._weights()
+        ids, lengths = self._encode(texts)
+
+        def body(t, states, nll):
+            logp = tf.nn.log_softmax(self._logits(w, self._top(states)))
+            picked = tf.gather(logp, ids[:, t], batch_dims=1)
+            live = t < lengths
+            nll += tf.where(live, -tf.cast(picked, tf.float64), 0.0)
+            new, _ = self._cell(w, self._embed(ids[:, t]), states)
+            return t + 1, tf.where(live[None, :, None], new, states), nll
+
+        _, states, nll = tf.while_loop(
+            lambda t, s, n: t < tf.shape(ids)[1], body,
+            (tf.constant(0), states, tf.zeros([tf.shape(ids)[0]], tf.float64)))
+        return {"nll": nll, "chars": lengths, "states": states}
+
+
+def export(weights: dict, chars: list[str], cell: str, card: dict, path) -> None:
+    """Build the OneStep module and write it as a SavedModel, with model.json beside it."""
+    from pathlib import Path
+
+    module = OneStep(weights, chars, cell, card)
+    tf.saved_model.save(module, str(path))
+    (Path(path) / "model.json").write_text(json.dumps(card, indent=2, ensure_ascii=False))

@@ -1,0 +1,68 @@
+"""Train a character model on novels, then export it as a OneStep SavedModel.
+
+    python -m train --corpus ../shared/corpus/jinyong --out runs/jy
+    python -m train --out runs/jy --resume            # continue an interrupted run
+    KERAS_BACKEND=jax python -m train ...             # on the GPU machine (no TensorFlow there)
+
+Every TrainConfig field is a flag (--units 1024, --layers 2, --cell lstm, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import sys
+from pathlib import Path
+
+from train.config import TrainConfig
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="python -m train", description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", nargs="+", help=".txt files or folders of them")
+    ap.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, logs, the SavedModel)")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    ap.add_argument("--no-export", action="store_true", help="skip the SavedModel export at the end")
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        ap.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)), default=None,
+                        help=f"default {getattr(defaults, f.name)}")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if getattr(args, f.name) is not None}
+    if not args.resume and not args.corpus:
+        print("error: --corpus is required (or --resume to continue a run)", file=sys.stderr)
+        return 2
+    if args.resume and set(given) - {"epochs"}:
+        print("error: with --resume only --epochs may change; the run's config.json holds the rest",
+              file=sys.stderr)
+        return 2
+    from train.corpus import CorpusError  # noqa: PLC0415
+    from train.loop import TrainingError, train  # noqa: PLC0415  (imports Keras)
+
+    cfg = None if args.resume else TrainConfig(**given)
+    try:
+        result = train(args.out, args.corpus, cfg, resume=args.resume, epochs=given.get("epochs"))
+    except (CorpusError, TrainingError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"best validation {result['best_val_nats_per_char']:.4f} nats/char at epoch {result['best_epoch']}; "
+          f"report {args.out / 'report.json'}")
+    if args.no_export:
+        return 0
+    if importlib.util.find_spec("tensorflow") is None:
+        print("TensorFlow is not installed here: run python -m train.export on a machine that has it")
+        return 0
+    from train.export import export_run  # noqa: PLC0415
+
+    export_run(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Every knob of a training run, in one dataclass saved beside the weights (config.json)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class TrainConfig:
+    # data
+    min_count: int = 2  # characters seen fewer times than this become [UNK]
+    holdout: float = 0.05  # last fraction of every file kept for validation
+    seq_len: int = 100  # characters per training window (loss counted on all of them)
+    burn_in: int = 0  # extra characters fed before each window, outside the loss, so the model learns to use a warm state
+    batch_size: int = 256  # windows per step
+    # model
+    cell: str = "gru"  # "gru" or "lstm"
+    embedding_dim: int = 256  # size of a character's vector
+    units: int = 1024  # state size of every recurrent layer
+    layers: int = 2  # stacked recurrent layers
+    dropout: float = 0.2  # between layers and before the output, training only
+    # optimisation
+    epochs: int = 16  # passes over the training text (an epoch = every character once, on average)
+    learning_rate: float = 2e-3  # peak, reached after warmup, then cosine decay to lr_min
+    lr_min: float = 1e-4  # learning rate at the end of the last epoch
+    warmup_steps: int = 200  # linear warmup from zero
+    clipnorm: float = 1.0  # gradient norm clipping
+    weight_decay: float = 0.0  # AdamW decoupled weight decay
+    patience: int = 3  # epochs without a better validation loss before stopping early
+    seed: int = 1234  # windows, initial weights and dropout
+    # validation
+    val_chunk: int = 500  # characters per model call when scoring held-out text (state carried across chunks)
+    val_max_chars: int = 0  # score at most this many held-out characters per file (0 = all)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainConfig":
+        data = json.loads(path.read_text())
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def validate(self) -> None:
+        """Raise ValueError with a readable message for impossible settings."""
+        if self.cell not in ("gru", "lstm"):
+            raise ValueError(f"--cell must be gru or lstm, not {self.cell!r}")
+        for name in ("seq_len", "batch_size", "embedding_dim", "units", "layers", "epochs", "min_count"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("--dropout must be in [0, 1)")
+        if not 0.0 < self.holdout < 0.5:
+            raise ValueError("--holdout must be in (0, 0.5)")
+        if self.burn_in < 0:
+            raise ValueError("--burn-in must be 0 or more")

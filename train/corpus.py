@@ -1,0 +1,172 @@
+"""Reading novels: find the .txt files, detect their encoding, clean them, split them.
+
+    python -m train.corpus FILE_OR_DIR...     # prints what each file gives, writes nothing
+
+Most Chinese novel dumps are GB18030 with CRLF and a few lines of advertising from
+the site they came from; some are Big5 or UTF-8 with a BOM. Cleaning keeps the
+novels' own formatting (the full-width indent "　　" is part of the style) and drops
+only the download-site lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+# Common characters in each script, to tell GB18030 text from Big5 text: both
+# decode the other's bytes without error far too often, but into rare characters.
+_COMMON_SIMPLIFIED = set("的一是了不在人有我他这个们中来上大为和国地到以说时要就出也得里后自之子道你她")
+_COMMON_TRADITIONAL = set("的一是了不在人有我他這個們中來上大為和國地到以說時要就出也得裏後自之子道你她")
+
+# A line is a download-site line if it holds a web address or a site's stock phrase.
+_SITE_LINE = re.compile(
+    r"https?://|www\.|\.(com|net|org|cn)\b|本书来自|本書來自|更多更新免费电子书|免费txt|"
+    r"txt小说下载|電子書|电子书下载|小说下载站|请关注.*网",
+    re.IGNORECASE,
+)
+_NUMERIC_ENTITY = re.compile(r"&#(\d{2,7});")
+# A site's credit tacked onto the end of a story line: "……。----〖新语丝电子文库(www.xys.org)〗".
+_INLINE_CREDIT = re.compile(r"-*〖[^〗]*(?:https?://|www\.|电子文库|電子文庫)[^〗]*〗")
+
+
+class CorpusError(Exception):
+    """A file that cannot be used as a corpus; the message names the file."""
+
+
+@dataclass(frozen=True)
+class CleanText:
+    """One novel after cleaning."""
+
+    path: Path
+    text: str  # cleaned, LF line endings
+    encoding: str  # what the bytes were decoded as
+    lines_dropped: int  # download-site lines removed
+    sha256: str  # of the file's bytes as they are on disk
+
+    def split(self, holdout: float) -> tuple[str, str]:
+        """(training part, held-out tail): the last `holdout` fraction is validation."""
+        return split_tail(self.text, holdout)
+
+
+def split_tail(text: str, holdout: float) -> tuple[str, str]:
+    """Split text into (head, tail) with the tail holding `holdout` of the characters."""
+    cut = len(text) - int(round(len(text) * holdout))
+    return text[:cut], text[cut:]
+
+
+def find_text_files(paths: list[str | Path]) -> list[Path]:
+    """Expand folders to the .txt files inside them (sorted); keep files as given."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(q for q in p.rglob("*") if q.suffix.lower() == ".txt" and q.is_file()))
+        elif p.exists():
+            found.append(p)
+        else:
+            raise CorpusError(f"{p}: no such file or folder")
+    if not found:
+        raise CorpusError(f"no .txt files in {', '.join(map(str, paths))}")
+    return found
+
+
+def decode(data: bytes, name: str = "<bytes>") -> tuple[str, str]:
+    """Decode novel bytes; returns (text, encoding). Raises CorpusError when impossible."""
+    if not data:
+        raise CorpusError(f"{name}: file is empty")
+    if b"\x00" in data[:65536]:
+        raise CorpusError(f"{name}: looks binary (NUL bytes), not a text file")
+    if data.startswith(b"\xef\xbb\xbf"):
+        return _strict(data[3:], "utf-8", name), "utf-8-sig"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    candidates = []
+    for enc in ("gb18030", "big5"):
+        try:
+            text = data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        candidates.append((_script_score(text, enc), enc, text))
+    if not candidates:
+        raise CorpusError(f"{name}: not UTF-8, GB18030 or Big5 text")
+    _, enc, text = max(candidates)
+    return text, enc
+
+
+def _strict(data: bytes, enc: str, name: str) -> str:
+    try:
+        return data.decode(enc)
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{name}: starts with a UTF-8 mark but is not UTF-8 ({e.reason} at byte {e.start})") from None
+
+
+def _script_score(text: str, enc: str) -> float:
+    """Share of characters that are common words of the script this encoding is for."""
+    common = _COMMON_SIMPLIFIED if enc == "gb18030" else _COMMON_TRADITIONAL
+    hits = sum(1 for ch in text if ch in common)
+    return hits / max(1, len(text))
+
+
+def clean(text: str) -> tuple[str, int]:
+    """Normalise line endings, expand numeric entities, drop site lines; (text, lines dropped)."""
+    text = re.sub(r"\r+\n", "\n", text).replace("\r", "\n")
+    text = _NUMERIC_ENTITY.sub(_entity_char, text)
+    kept, dropped = [], 0
+    for line in text.split("\n"):
+        line = _INLINE_CREDIT.sub("", line)
+        if _SITE_LINE.search(line):
+            dropped += 1
+        else:
+            kept.append(line.rstrip(" \t"))
+    return "\n".join(kept).strip("\n") + "\n", dropped
+
+
+def _entity_char(m: re.Match) -> str:
+    code = int(m.group(1))
+    return chr(code) if 0 < code < 0x110000 else m.group(0)
+
+
+def read_novel(path: str | Path) -> CleanText:
+    """Read, decode and clean one file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot read ({e.strerror})") from None
+    text, enc = decode(data, str(path))
+    text, dropped = clean(text)
+    if not text.strip():
+        raise CorpusError(f"{path}: no text left after cleaning")
+    return CleanText(path, text, enc, dropped, hashlib.sha256(data).hexdigest())
+
+
+def read_corpus(paths: list[str | Path], report=print) -> list[CleanText]:
+    """Read every .txt under `paths`, printing one line per file."""
+    novels = []
+    for p in find_text_files(paths):
+        novel = read_novel(p)
+        report(f"{p}: {novel.encoding}, {len(novel.text):,} chars kept, {novel.lines_dropped} lines dropped")
+        novels.append(novel)
+    return novels
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m train.corpus", description=__doc__.split("\n")[0])
+    ap.add_argument("paths", nargs="+", help=".txt files or folders of them")
+    args = ap.parse_args(argv)
+    try:
+        novels = read_corpus(args.paths)
+    except CorpusError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{len(novels)} files, {sum(len(n.text) for n in novels):,} chars")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

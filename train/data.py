@@ -1,0 +1,76 @@
+"""NumPy batching: random windows for training, carried-state scoring for validation.
+
+No TensorFlow here (the GPU machine has none): windows are plain int32 arrays that
+`keras.Model.fit` takes under any backend.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from train.config import TrainConfig
+
+
+def steps_per_epoch(n_chars: int, cfg: TrainConfig) -> int:
+    """Steps so that an epoch covers every training character once on average."""
+    return max(1, n_chars // (cfg.batch_size * cfg.seq_len))
+
+
+def epoch_windows(ids: np.ndarray, cfg: TrainConfig, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One epoch of random windows: (x, y, weight), each [steps*batch, burn_in+seq_len].
+
+    y is x shifted by one character; weight is 0 on the burn-in prefix and 1 on the
+    seq_len characters that count. Windows depend only on (seed, epoch), so a
+    resumed run sees exactly the windows an uninterrupted one would.
+    """
+    span = cfg.burn_in + cfg.seq_len
+    if len(ids) < span + 2:
+        raise ValueError(f"training text has {len(ids)} characters, fewer than one window ({span + 1})")
+    rng = np.random.default_rng([cfg.seed, epoch])
+    n = steps_per_epoch(len(ids), cfg) * cfg.batch_size
+    starts = rng.integers(0, len(ids) - span - 1, size=n)
+    windows = ids[starts[:, None] + np.arange(span + 1)[None, :]]
+    weight = np.ones((n, span), dtype=np.float32)
+    weight[:, : cfg.burn_in] = 0.0
+    return windows[:, :-1], windows[:, 1:], weight
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def score_streams(stepper, logits_layer, streams: list[np.ndarray], n_states: int, top: int, units: int,
+                  chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Negative log-likelihood (nats) and counts per stream, the state carried across chunks.
+
+    All streams run side by side as one batch [S, chunk]. Every character is
+    predicted: the first from the zero state (as a fresh reader would), each later
+    one from the state after the characters before it — the same convention as the
+    SavedModel's `score`. `top` is the index of the top layer's output h in the states.
+    """
+    s = len(streams)
+    longest = max(len(x) for x in streams)
+    total = max(chunk, math.ceil(longest / chunk) * chunk)
+    ids = np.zeros((s, total), dtype=np.int32)
+    mask = np.zeros((s, total), dtype=bool)
+    for i, x in enumerate(streams):
+        ids[i, : len(x)] = x
+        mask[i, : len(x)] = True
+    states = [np.zeros((s, units), dtype=np.float32) for _ in range(n_states)]
+    nll = np.zeros(s, dtype=np.float64)
+    # Logits for the first character of a chunk come from the previous step's output.
+    prev = np.asarray(logits_layer(states[top]), dtype=np.float32)
+    for start in range(0, total, chunk):
+        x = ids[:, start:start + chunk]
+        out = stepper.predict_on_batch([x, *states])
+        logits, states = np.asarray(out[0], dtype=np.float32), [np.asarray(a) for a in out[1:]]
+        preds = np.concatenate([prev[:, None, :], logits[:, :-1, :]], axis=1)  # [S, chunk, V]
+        lp = log_softmax(preds)
+        picked = np.take_along_axis(lp, x[..., None], axis=-1)[..., 0]
+        nll -= np.where(mask[:, start:start + chunk], picked, 0.0).sum(axis=1)
+        prev = logits[:, -1, :]
+    return nll, mask.sum(axis=1)
+

@@ -1,0 +1,128 @@
+"""Export a training run to the OneStep SavedModel (needs TensorFlow).
+
+    python -m train.export RUN_DIR [--out DIR] [--evaluate]
+
+Reads RUN_DIR/weights.npz when present (float16 weights brought back from the GPU
+machine, see `python -m train.pack`), else the best Keras weights of the run. Writes
+RUN_DIR/saved_model/ with model.json, the model card. --evaluate scores every file's
+held-out tail with the exported artifact itself and puts the figures in the card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from model.card import FORMAT
+from train.config import TrainConfig
+from train.vocab import Vocabulary
+
+
+def pack(weights: dict, path: Path, dtype=np.float16) -> None:
+    """Save `network.export_weights` output as one flat .npz."""
+    flat = {"embedding": weights["embedding"], "dense_kernel": weights["dense_kernel"],
+            "dense_bias": weights["dense_bias"]}
+    for i, layer in enumerate(weights["rnn"]):
+        for k, v in layer.items():
+            flat[f"rnn_{i}_{k}"] = v
+    np.savez(path, **{k: np.asarray(v, dtype) for k, v in flat.items()})
+
+
+def unpack(path: Path) -> dict:
+    z = np.load(path)
+    n = len({k.split("_")[1] for k in z.files if k.startswith("rnn_")})
+    return {"embedding": z["embedding"], "dense_kernel": z["dense_kernel"], "dense_bias": z["dense_bias"],
+            "rnn": [{k: z[f"rnn_{i}_{k}"] for k in ("kernel", "recurrent", "bias")} for i in range(n)]}
+
+
+def run_weights(run: Path, cfg: TrainConfig, vocab_size: int) -> dict:
+    """The run's best weights by role, from weights.npz or the Keras checkpoint."""
+    if (run / "weights.npz").exists():
+        return unpack(run / "weights.npz")
+    source = run / "best.weights.h5"
+    if not source.exists():
+        source = run / "checkpoint" / "weights.weights.h5"
+    if not source.exists():
+        raise FileNotFoundError(f"{run}: no weights (best.weights.h5, checkpoint/ or weights.npz)")
+    from train import network  # noqa: PLC0415  (Keras only when the weights are Keras's)
+
+    model, _ = network.build(cfg, vocab_size)
+    model.load_weights(source)
+    return network.export_weights(cfg, model)
+
+
+def make_card(run: Path, cfg: TrainConfig, vocab: Vocabulary, weights: dict) -> dict:
+    report = json.loads((run / "report.json").read_text()) if (run / "report.json").exists() else {}
+    corpus = json.loads((run / "corpus.json").read_text())["files"]
+    params = sum(int(np.prod(a.shape)) for k, a in weights.items() if k != "rnn")
+    params += sum(int(np.prod(a.shape)) for layer in weights["rnn"] for a in layer.values())
+    best = report.get("best_val_nats_per_char")
+    import tensorflow as tf  # noqa: PLC0415
+
+    return {
+        "format": FORMAT,
+        "name": run.name,
+        "exported": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "architecture": {"cell": cfg.cell, "layers": cfg.layers, "units": cfg.units,
+                         "embedding_dim": cfg.embedding_dim, "dropout": cfg.dropout,
+                         "vocab_size": len(vocab), "parameters": params, "storage": "float16",
+                         "compute": "float32"},
+        "training": {"epochs_run": report.get("epochs_run"), "best_epoch": report.get("best_epoch"),
+                     "seq_len": cfg.seq_len, "burn_in": cfg.burn_in, "batch_size": cfg.batch_size,
+                     "learning_rate": cfg.learning_rate, "min_count": cfg.min_count, "holdout": cfg.holdout,
+                     "seed": cfg.seed, "seconds": report.get("train_seconds"), "hardware": report.get("hardware"),
+                     "backend": report.get("backend"), "keras": report.get("keras")},
+        "validation": {"heldout": f"last {cfg.holdout:.0%} of every file",
+                       "nats_per_char_training": best,
+                       "bits_per_char_training": None if best is None else best / math.log(2)},
+        "corpus": corpus,
+        "libraries": {"tensorflow": tf.__version__, "numpy": np.__version__, "python": platform.python_version()},
+    }
+
+
+def export_run(run: Path, out: Path | None = None, evaluate: bool = False, report=print) -> Path:
+    from model.onestep import export  # noqa: PLC0415  (TensorFlow)
+
+    run = Path(run)
+    cfg = TrainConfig.load(run / "config.json")
+    vocab = Vocabulary.load(run / "vocab.json")
+    weights = run_weights(run, cfg, len(vocab))
+    card = make_card(run, cfg, vocab, weights)
+    out = Path(out) if out else run / "saved_model"
+    export(weights, vocab.chars, cfg.cell, card, out)
+    if evaluate:
+        from train.evaluate import heldout_figures  # noqa: PLC0415
+
+        card["validation"].update(heldout_figures(out, run, cfg))
+        (out / "model.json").write_text(json.dumps(card, indent=2, ensure_ascii=False))
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    report(f"exported {out} ({size / 1e6:.1f} MB)")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m train.export", description=__doc__.split("\n")[0])
+    ap.add_argument("run", type=Path, help="run directory written by python -m train")
+    ap.add_argument("--out", type=Path, help="where to write the SavedModel (default RUN/saved_model)")
+    ap.add_argument("--evaluate", action="store_true", help="score the held-out tails with the exported model")
+    args = ap.parse_args(argv)
+    if not (args.run / "config.json").exists():
+        print(f"error: {args.run}: not a run directory (no config.json)", file=sys.stderr)
+        return 2
+    try:
+        export_run(args.run, args.out, args.evaluate)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

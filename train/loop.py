@@ -1,0 +1,241 @@
+"""The training loop: epochs of `fit`, carried-state validation, checkpoints, resume.
+
+Everything a run writes lives in its run directory:
+
+    RUN/config.json          every knob (TrainConfig)
+    RUN/vocab.json           the characters, id order, [UNK] first
+    RUN/corpus.json          files used: sha256, encoding, characters trained / held out
+    RUN/checkpoint/          last epoch: weights, optimizer state, progress (for --resume)
+    RUN/best.weights.h5      the weights with the best validation loss so far
+    RUN/history.csv          one line per epoch
+    RUN/logs/                TensorBoard logs (when TensorFlow is installed)
+    RUN/report.json          the training report, written at the end
+    RUN/saved_model/         the exported OneStep SavedModel and its model.json card
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from train import network
+from train.config import TrainConfig
+from train.corpus import read_corpus
+from train.data import epoch_windows, score_streams, steps_per_epoch
+from train.vocab import Vocabulary
+
+LN2 = math.log(2.0)
+
+
+class TrainingError(Exception):
+    """A run that cannot start or continue; the message says why."""
+
+
+def load_corpus(paths: list[str], cfg: TrainConfig, report=print):
+    """(novels, training texts, held-out texts)."""
+    novels = read_corpus(paths, report=report)
+    parts = [n.split(cfg.holdout) for n in novels]
+    return novels, [p[0] for p in parts], [p[1] for p in parts]
+
+
+def corpus_card(novels, train_texts, val_texts) -> list[dict]:
+    return [
+        {"file": n.path.name, "sha256": n.sha256, "encoding": n.encoding, "chars": len(n.text),
+         "train_chars": len(t), "heldout_chars": len(v), "lines_dropped": n.lines_dropped}
+        for n, t, v in zip(novels, train_texts, val_texts)
+    ]
+
+
+def make_optimizer(cfg: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
+    warmup = min(cfg.warmup_steps, max(0, total_steps - 1))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else cfg.learning_rate,
+        decay_steps=max(1, total_steps - warmup),
+        alpha=cfg.lr_min / cfg.learning_rate,
+        warmup_target=cfg.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+    return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay, clipnorm=cfg.clipnorm)
+
+
+def save_checkpoint(run: Path, model, optimizer, progress: dict) -> None:
+    """Write the checkpoint atomically enough: files first, progress.json last."""
+    ck = run / "checkpoint"
+    ck.mkdir(exist_ok=True)
+    model.save_weights(ck / "weights.weights.h5")
+    np.savez(ck / "optimizer.npz", *[np.asarray(v) for v in optimizer.variables])
+    tmp = ck / "progress.json.tmp"
+    tmp.write_text(json.dumps(progress, indent=2))
+    os.replace(tmp, ck / "progress.json")
+
+
+def load_checkpoint(run: Path, model, optimizer) -> dict:
+    ck = run / "checkpoint"
+    if not (ck / "progress.json").exists():
+        raise TrainingError(f"{run}: no checkpoint to resume from (missing {ck / 'progress.json'})")
+    model.load_weights(ck / "weights.weights.h5")
+    optimizer.build(model.trainable_variables)
+    saved = np.load(ck / "optimizer.npz")
+    arrays = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    if len(arrays) != len(optimizer.variables):
+        raise TrainingError(f"{ck}: optimizer state does not match this model")
+    for var, value in zip(optimizer.variables, arrays):
+        var.assign(value)
+    return json.loads((ck / "progress.json").read_text())
+
+
+def hardware() -> str:
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        devs = jax.devices()
+        return f"{len(devs)}× {devs[0].device_kind}" if devs[0].platform != "cpu" else f"CPU ({os.cpu_count()} cores)"
+    return f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+
+
+class ScalarLog:
+    """history.csv always; TensorBoard scalars when TensorFlow is installed."""
+
+    def __init__(self, run: Path):
+        self.csv = run / "history.csv"
+        self.writer = None
+        try:  # TensorBoard needs TensorFlow's summary writer; the GPU machine has none.
+            import tensorboard  # noqa: F401, PLC0415
+            import tensorflow as tf  # noqa: PLC0415
+
+            self.tf = tf
+            self.writer = tf.summary.create_file_writer(str(run / "logs"))
+        except ImportError:
+            pass
+
+    def write(self, epoch: int, row: dict) -> None:
+        new = not self.csv.exists()
+        with self.csv.open("a") as f:
+            if new:
+                f.write("epoch," + ",".join(row) + "\n")
+            f.write(f"{epoch}," + ",".join(f"{v:.6g}" for v in row.values()) + "\n")
+        if self.writer is not None:
+            with self.writer.as_default():
+                for k, v in row.items():
+                    self.tf.summary.scalar(k, v, step=epoch)
+            self.writer.flush()
+
+
+def validate(cfg: TrainConfig, stepper, val_ids: list[np.ndarray]) -> tuple[float, int]:
+    """Held-out cross-entropy in nats/char, the state carried through each file's tail."""
+    streams = [v[: cfg.val_max_chars] if cfg.val_max_chars else v for v in val_ids]
+    streams = [s for s in streams if len(s)]
+    nll, counts = score_streams(
+        stepper, stepper.get_layer("logits"), streams, n_states=len(stepper.inputs) - 1,
+        top=network.top_state_index(cfg), units=cfg.units, chunk=cfg.val_chunk)
+    return float(nll.sum() / counts.sum()), int(counts.sum())
+
+
+def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: bool = False,
+          epochs: int | None = None, report=print) -> dict:
+    """Train (or resume) the run in `run`; returns the training report."""
+    run = Path(run)
+    if resume:
+        if not (run / "config.json").exists():
+            raise TrainingError(f"{run}: not a run directory (no config.json); nothing to resume")
+        cfg = TrainConfig.load(run / "config.json")
+        corpus = corpus or json.loads((run / "corpus.json").read_text())["paths"]
+    elif (run / "checkpoint" / "progress.json").exists():
+        raise TrainingError(f"{run} already holds a run: pass --resume to continue it, or choose another --out")
+    if epochs is not None:
+        cfg.epochs = epochs
+    cfg.validate()
+    keras.utils.set_random_seed(cfg.seed)
+
+    novels, train_texts, val_texts = load_corpus(corpus, cfg, report)
+    card = corpus_card(novels, train_texts, val_texts)
+    if resume:
+        old = json.loads((run / "corpus.json").read_text())["files"]
+        if [f["sha256"] for f in old] != [f["sha256"] for f in card]:
+            raise TrainingError(f"{run}: the corpus files differ from the ones this run started with")
+        vocab = Vocabulary.load(run / "vocab.json")
+    else:
+        run.mkdir(parents=True, exist_ok=True)
+        vocab = Vocabulary.build(train_texts, cfg.min_count)
+        cfg.save(run / "config.json")
+        vocab.save(run / "vocab.json")
+        (run / "corpus.json").write_text(json.dumps(
+            {"paths": [str(p) for p in corpus], "files": card}, indent=2, ensure_ascii=False))
+    train_ids = vocab.encode("".join(train_texts))
+    val_ids = [vocab.encode(t) for t in val_texts]
+    steps = steps_per_epoch(len(train_ids), cfg)
+    report(f"vocabulary {len(vocab):,} (min count {cfg.min_count}); {len(train_ids):,} training chars, "
+           f"{sum(map(len, val_ids)):,} held out; {steps} steps of {cfg.batch_size}×{cfg.seq_len} per epoch")
+
+    model, stepper = network.build(cfg, len(vocab))
+    optimizer = make_optimizer(cfg, steps * cfg.epochs)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+    model.compile(optimizer=optimizer, loss=loss)
+    progress = {"epoch": 0, "best_val": None, "best_epoch": None, "history": [], "seconds": 0.0}
+    if resume:
+        progress = load_checkpoint(run, model, optimizer)
+        report(f"resuming after epoch {progress['epoch']}")
+    report(f"{model.count_params():,} parameters; backend {keras.backend.backend()} on {hardware()}")
+
+    log = ScalarLog(run)
+    stale = _epochs_without_improvement(progress)
+    for epoch in range(progress["epoch"], cfg.epochs):
+        if stale >= cfg.patience:
+            report(f"early stop: no better validation loss for {cfg.patience} epochs")
+            break
+        t0 = time.perf_counter()
+        keras.utils.set_random_seed(cfg.seed * 1000 + epoch)  # dropout masks depend on the epoch alone
+        x, y, w = epoch_windows(train_ids, cfg, epoch)
+        hist = model.fit(x, y, sample_weight=w, batch_size=cfg.batch_size, epochs=epoch + 1,
+                         initial_epoch=epoch, shuffle=False, verbose=_verbosity())
+        train_loss = float(hist.history["loss"][-1])
+        val, n_val = validate(cfg, stepper, val_ids)
+        seconds = time.perf_counter() - t0
+        row = {"train_nats": train_loss, "val_nats": val, "val_bits": val / LN2,
+               "lr": float(np.asarray(optimizer.learning_rate)), "seconds": seconds}
+        progress["history"].append({"epoch": epoch + 1, **row})
+        progress["seconds"] += seconds
+        progress["epoch"] = epoch + 1
+        better = progress["best_val"] is None or val < progress["best_val"]
+        if better:
+            progress["best_val"], progress["best_epoch"] = val, epoch + 1
+            model.save_weights(run / "best.weights.h5")
+        stale = 0 if better else stale + 1
+        save_checkpoint(run, model, optimizer, progress)
+        log.write(epoch + 1, row)
+        report(f"epoch {epoch + 1}/{cfg.epochs}: train {train_loss:.4f} nats/char, validation {val:.4f} nats/char "
+               f"({val / LN2:.4f} bits/char, {n_val:,} chars, state carried){' *' if better else ''}, {seconds:.0f} s")
+
+    result = {
+        "config": asdict(cfg), "vocab_size": len(vocab), "parameters": model.count_params(),
+        "epochs_run": progress["epoch"], "best_epoch": progress["best_epoch"],
+        "best_val_nats_per_char": progress["best_val"],
+        "best_val_bits_per_char": None if progress["best_val"] is None else progress["best_val"] / LN2,
+        "train_seconds": round(progress["seconds"], 1), "hardware": hardware(),
+        "backend": keras.backend.backend(), "keras": keras.__version__, "numpy": np.__version__,
+        "history": progress["history"],
+    }
+    (run / "report.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    return result
+
+
+def _epochs_without_improvement(progress: dict) -> int:
+    if progress["best_epoch"] is None:
+        return 0
+    return progress["epoch"] - progress["best_epoch"]
+
+
+def _verbosity() -> int:
+    """A live progress bar on a terminal; one line per epoch in logs and CI."""
+    import sys
+
+    return 1 if sys.stdout.isatty() else 2

@@ -1,0 +1,36 @@
+"""Pack a run's best weights into RUN/weights.npz, float16 (no TensorFlow needed).
+
+    python -m train.pack RUN_DIR
+
+For the GPU machine, which has no TensorFlow: pack there, bring weights.npz (about
+half the float32 size) back with the run's json files, and export here with
+`python -m train.export RUN_DIR`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m train.pack", description=__doc__.split("\n")[0])
+    ap.add_argument("run", type=Path, help="run directory written by python -m train")
+    args = ap.parse_args(argv)
+    if not (args.run / "config.json").exists():
+        print(f"error: {args.run}: not a run directory (no config.json)", file=sys.stderr)
+        return 2
+    from train.config import TrainConfig  # noqa: PLC0415
+    from train.export import pack, run_weights  # noqa: PLC0415
+    from train.vocab import Vocabulary  # noqa: PLC0415
+
+    cfg = TrainConfig.load(args.run / "config.json")
+    vocab = Vocabulary.load(args.run / "vocab.json")
+    pack(run_weights(args.run, cfg, len(vocab)), args.run / "weights.npz")
+    print(f"wrote {args.run / 'weights.npz'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
