@@ -102,10 +102,13 @@ class CharModel:
         temperature, top_k and top_p are a value for all rows or one per row.
         """
         b = len(prompts)
-        per_row = lambda v, dt: np.broadcast_to(np.asarray(v, dt), (b,)).copy()  # noqa: E731
-        temps, ks, ps = per_row(temperature, np.float32), per_row(top_k, np.int32), per_row(top_p, np.float32)
+        rows = lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v] * b  # noqa: E731
+        temps, ks, ps = rows(temperature), rows(top_k), rows(top_p)
+        if not len(temps) == len(ks) == len(ps) == b:
+            raise ValueError("temperature, top_k and top_p take one value, or one per prompt")
         for t, k, p in zip(temps, ks, ps):
             check_sampling(t, k, p)
+        temps, ks, ps = np.array(temps, np.float32), np.array(ks, np.int32), np.array(ps, np.float32)
         if not 0 <= int(length) <= MAX_LENGTH:
             raise ValueError(f"length must be in [0, {MAX_LENGTH}]")
         if seed is None:

@@ -38,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.resume and not args.corpus:
         print("error: --corpus is required (or --resume to continue a run)", file=sys.stderr)
         return 2
-    if args.resume and set(given) - {"epochs"}:
-        print("error: with --resume only --epochs may change; the run's config.json holds the rest",
+    if args.resume and set(given) - {"epochs", "time_budget"}:
+        print("error: with --resume only --epochs and --time-budget may change; the run's config.json "
+              "holds the rest",
               file=sys.stderr)
         return 2
     from train.corpus import CorpusError  # noqa: PLC0415
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = None if args.resume else TrainConfig(**given)
     try:
-        result = train(args.out, args.corpus, cfg, resume=args.resume, epochs=given.get("epochs"))
+        result = train(args.out, args.corpus, cfg, resume=args.resume, epochs=given.get("epochs"),
+                       time_budget=given.get("time_budget"))
     except (CorpusError, TrainingError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -31,6 +31,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     patience: int = 3  # epochs without a better validation loss before stopping early
     seed: int = 1234  # windows, initial weights and dropout
+    time_budget: float = 0.0  # seconds; start no epoch that would end past this (0 = no limit)
     # validation
     val_chunk: int = 500  # characters per model call when scoring held-out text (state carried across chunks)
     val_max_chars: int = 0  # score at most this many held-out characters per file (0 = all)

@@ -81,8 +81,8 @@ def load_checkpoint(run: Path, model, optimizer) -> dict:
     ck = run / "checkpoint"
     if not (ck / "progress.json").exists():
         raise TrainingError(f"{run}: no checkpoint to resume from (missing {ck / 'progress.json'})")
-    model.load_weights(ck / "weights.weights.h5")
     optimizer.build(model.trainable_variables)
+    model.load_weights(ck / "weights.weights.h5")
     saved = np.load(ck / "optimizer.npz")
     arrays = [saved[f"arr_{i}"] for i in range(len(saved.files))]
     if len(arrays) != len(optimizer.variables):
@@ -141,7 +141,7 @@ def validate(cfg: TrainConfig, stepper, val_ids: list[np.ndarray]) -> tuple[floa
 
 
 def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: bool = False,
-          epochs: int | None = None, report=print) -> dict:
+          epochs: int | None = None, time_budget: float | None = None, report=print) -> dict:
     """Train (or resume) the run in `run`; returns the training report."""
     run = Path(run)
     if resume:
@@ -153,6 +153,8 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
         raise TrainingError(f"{run} already holds a run: pass --resume to continue it, or choose another --out")
     if epochs is not None:
         cfg.epochs = epochs
+    if time_budget is not None:
+        cfg.time_budget = time_budget
     cfg.validate()
     keras.utils.set_random_seed(cfg.seed)
 
@@ -188,18 +190,24 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
 
     log = ScalarLog(run)
     stale = _epochs_without_improvement(progress)
+    session_start, last_seconds = time.perf_counter(), None  # this session's clock, not the run's
     for epoch in range(progress["epoch"], cfg.epochs):
+        session_seconds = time.perf_counter() - session_start
         if stale >= cfg.patience:
             report(f"early stop: no better validation loss for {cfg.patience} epochs")
             break
+        if cfg.time_budget and last_seconds and session_seconds + last_seconds > cfg.time_budget:
+            report(f"time budget of {cfg.time_budget:.0f} s reached: stopping after epoch {epoch} "
+                   "(--resume continues)")
+            break
         t0 = time.perf_counter()
-        keras.utils.set_random_seed(cfg.seed * 1000 + epoch)  # dropout masks depend on the epoch alone
+        reseed_dropout(model, cfg.seed * 1000 + epoch * 10)  # dropout masks depend on (seed, epoch) alone
         x, y, w = epoch_windows(train_ids, cfg, epoch)
         hist = model.fit(x, y, sample_weight=w, batch_size=cfg.batch_size, epochs=epoch + 1,
                          initial_epoch=epoch, shuffle=False, verbose=_verbosity())
         train_loss = float(hist.history["loss"][-1])
         val, n_val = validate(cfg, stepper, val_ids)
-        seconds = time.perf_counter() - t0
+        seconds = last_seconds = time.perf_counter() - t0
         row = {"train_nats": train_loss, "val_nats": val, "val_bits": val / LN2,
                "lr": float(np.asarray(optimizer.learning_rate)), "seconds": seconds}
         progress["history"].append({"epoch": epoch + 1, **row})
@@ -226,6 +234,14 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
     }
     (run / "report.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     return result
+
+
+def reseed_dropout(model, base: int) -> None:
+    """Set every dropout layer's random state, so a resumed epoch draws the same masks."""
+    for i, layer in enumerate(model.layers):
+        gen = getattr(layer, "seed_generator", None)
+        if gen is not None:
+            gen.state.assign(np.array([base + i, 0], dtype=str(gen.state.dtype)))
 
 
 def _epochs_without_improvement(progress: dict) -> int:
