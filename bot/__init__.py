@@ -1,0 +1,1 @@
+"""The Telegram bot: python -m bot (see bot/__main__.py)."""

@@ -1,0 +1,67 @@
+"""Run the 金庸体 story bot.
+
+    python -m bot              # Telegram: TELEGRAM_BOT_TOKEN in .env or the environment
+    python -m bot --console    # the same commands in this terminal, no token needed
+
+Settings come from environment variables and .env (see .env.example).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sqlite3
+import sys
+from pathlib import Path
+
+from bot.config import BotConfig, ConfigError, load_config
+from bot.logs import setup_logging
+
+
+def preflight(config: BotConfig) -> None:
+    """Fail fast, with one line, on a model or database the bot could not use."""
+    from model import check_model_dir  # noqa: PLC0415
+    from model.artifact import DEFAULT_MODEL_DIR  # noqa: PLC0415
+
+    check_model_dir(config.model_dir or DEFAULT_MODEL_DIR)
+    from bot.store import Store  # noqa: PLC0415
+
+    async def probe():
+        store = await Store.open(config.database_path)
+        await store.close()
+
+    asyncio.run(probe())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bot", description=__doc__.split("\n")[0])
+    ap.add_argument("--console", action="store_true", help="talk to the bot in this terminal instead of Telegram")
+    ap.add_argument("--env-file", type=Path, default=Path(".env"), help="settings file (default .env)")
+    args = ap.parse_args(argv)
+    from model import ModelError  # noqa: PLC0415
+    from bot.store import StoreError  # noqa: PLC0415
+
+    try:
+        config = load_config(dotenv=args.env_file, need_token=not args.console)
+        setup_logging(config.log_level, secrets=[config.token])
+        preflight(config)
+    except (ConfigError, ModelError, StoreError, sqlite3.Error) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.console:
+        from bot.console import run_console  # noqa: PLC0415
+
+        asyncio.run(run_console(config))
+        return 0
+    from telegram.ext import Application  # noqa: PLC0415
+    from bot.telegram_app import build_application  # noqa: PLC0415
+
+    app: Application = build_application(config)
+    logging.getLogger(__name__).info("starting; Bot API at %s", config.base_url)
+    app.run_polling(bootstrap_retries=-1, allowed_updates=["message", "callback_query"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The bot's settings, from environment variables and an optional .env file (see .env.example)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TOKEN_PATTERN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")  # what @BotFather hands out
+
+
+class ConfigError(Exception):
+    """A setting that cannot work; the message names it (never its secret value)."""
+
+
+@dataclass
+class BotConfig:
+    token: str = ""  # TELEGRAM_BOT_TOKEN, from @BotFather (not needed for --console)
+    base_url: str = "https://api.telegram.org/bot"  # TELEGRAM_BASE_URL, a self-hosted Bot API server's URL
+    model_dir: Path | None = None  # MODEL_DIR; None = the shipped default model
+    database_path: Path = Path("data/bot.sqlite3")  # DATABASE_PATH
+    allowed_user_ids: frozenset[int] = field(default_factory=frozenset)  # ALLOWED_USER_IDS; empty = everyone
+    prompt_limit: int = 500  # PROMPT_LIMIT, characters of a /write prompt used (longer: the tail)
+    max_batch: int = 32  # MAX_BATCH, chats generating together in one model call
+    max_jobs: int = 64  # MAX_JOBS, generations in flight before "busy, try again"
+    log_level: str = "INFO"  # LOG_LEVEL
+
+    def __repr__(self) -> str:  # never print the token
+        return f"BotConfig(base_url={self.base_url!r}, model_dir={self.model_dir}, db={self.database_path})"
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; '#' comments, blank lines, 'export ' and surrounding quotes allowed."""
+    values = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.removeprefix("export ").split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        else:
+            value = value.split(" #", 1)[0].strip()
+        values[key.strip()] = value
+    return values
+
+
+def load_config(env: dict[str, str] | None = None, dotenv: Path = Path(".env"), need_token: bool = True) -> BotConfig:
+    """Environment variables win over .env; raises ConfigError for unusable values."""
+    values = {**read_dotenv(dotenv), **(os.environ if env is None else env)}
+    get = lambda k: (values.get(k) or "").strip()  # noqa: E731
+    cfg = BotConfig()
+    cfg.token = get("TELEGRAM_BOT_TOKEN")
+    if need_token:
+        if not cfg.token:
+            raise ConfigError("TELEGRAM_BOT_TOKEN is not set: put the token from @BotFather in .env "
+                              "(see .env.example), or try the bot with python -m bot --console")
+        if not TOKEN_PATTERN.match(cfg.token):
+            raise ConfigError("TELEGRAM_BOT_TOKEN is malformed: it looks like 123456789:AA... (digits, a colon, "
+                              "then 30 or more letters, digits, - or _)")
+    if get("TELEGRAM_BASE_URL"):
+        cfg.base_url = get("TELEGRAM_BASE_URL")
+        if not cfg.base_url.startswith(("http://", "https://")):
+            raise ConfigError("TELEGRAM_BASE_URL must start with http:// or https://")
+    if get("MODEL_DIR"):
+        cfg.model_dir = Path(get("MODEL_DIR"))
+    if get("DATABASE_PATH"):
+        cfg.database_path = Path(get("DATABASE_PATH"))
+    if get("ALLOWED_USER_IDS"):
+        try:
+            cfg.allowed_user_ids = frozenset(int(x) for x in get("ALLOWED_USER_IDS").split(",") if x.strip())
+        except ValueError:
+            raise ConfigError("ALLOWED_USER_IDS must be numeric Telegram user ids separated by commas") from None
+    for key, attr in (("PROMPT_LIMIT", "prompt_limit"), ("MAX_BATCH", "max_batch"), ("MAX_JOBS", "max_jobs")):
+        if get(key):
+            try:
+                setattr(cfg, attr, int(get(key)))
+            except ValueError:
+                raise ConfigError(f"{key} must be a whole number") from None
+            if getattr(cfg, attr) < 1:
+                raise ConfigError(f"{key} must be at least 1")
+    if get("LOG_LEVEL"):
+        cfg.log_level = get("LOG_LEVEL").upper()
+    return cfg

@@ -1,0 +1,205 @@
+"""The story engine: what /write, /continue, 重写, /temp, /len, /reset and /story do.
+
+Transport-free: the Telegram handlers and the console are thin adapters over it.
+It keeps one GRU state per chat in memory (the state after the story's last
+character) and everything that must survive a restart in the Store. A chat whose
+state was lost (a restart) gets it back by reading the tail of its stored story.
+One generation at a time per chat: a second request meanwhile is told to wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bot import texts
+from bot.scheduler import Busy, Scheduler
+from bot.store import Store
+
+
+class UserError(Exception):
+    """A request the engine declines; the message is what to tell the user."""
+
+
+@dataclass
+class ChatSession:
+    version: int = 0  # the story version the state belongs to
+    states: np.ndarray | None = None  # [S, 1, H] after the story's last character
+    before_last: tuple[str, np.ndarray] | None = None  # how to regenerate the newest part: (read, states)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
+class Part:
+    """One generation in progress: iterate `pieces()` for the text as it grows."""
+
+    chat_id: int
+    version: int  # story version (buttons carry it)
+    start: int  # where this part begins in the story text (buttons carry it)
+    header: str  # shown before the generated text (the prompt for /write, else "")
+    notice: str  # an extra line for the user ("" if none)
+    _run: object = None
+    text: str = ""  # generated so far
+
+    async def pieces(self):
+        async for piece in self._run:
+            self.text += piece
+            yield piece
+
+
+class StoryEngine:
+    def __init__(self, store: Store, scheduler: Scheduler, prompt_limit: int = 500, rebuild_chars: int = 1000):
+        self.store = store
+        self.scheduler = scheduler
+        self.prompt_limit = prompt_limit  # characters of a /write prompt that are used
+        self.rebuild_chars = rebuild_chars  # story tail read to rebuild a lost state
+        self.sessions: dict[int, ChatSession] = {}
+        model = scheduler.model
+        self._zero = np.zeros((model.num_states, 1, model.units), np.float32)
+
+    def session(self, chat_id: int) -> ChatSession:
+        return self.sessions.setdefault(chat_id, ChatSession())
+
+    # ---- settings -------------------------------------------------------------------
+
+    async def temperature(self, chat_id: int, raw: str | None) -> str:
+        if not raw:
+            return texts.temp_shown((await self.store.settings(chat_id)).temperature)
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            return texts.temp_invalid(raw)
+        if not math.isfinite(value) or not texts.TEMP_MIN <= value <= texts.TEMP_MAX:
+            return texts.temp_invalid(raw)
+        await self.store.set_temperature(chat_id, value)
+        return texts.temp_set(value)
+
+    async def length(self, chat_id: int, raw: str | None) -> str:
+        if not raw:
+            return texts.len_shown((await self.store.settings(chat_id)).length)
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            return texts.len_invalid(raw)
+        if not texts.LEN_MIN <= value <= texts.LEN_MAX:
+            return texts.len_invalid(raw)
+        await self.store.set_length(chat_id, value)
+        return texts.len_set(value)
+
+    # ---- stories --------------------------------------------------------------------
+
+    async def reset(self, chat_id: int) -> str:
+        s = self.session(chat_id)
+        async with s.lock:
+            await self.store.reset_story(chat_id)
+            self.sessions.pop(chat_id, None)
+        return texts.RESET_DONE
+
+    async def story_text(self, chat_id: int) -> str | None:
+        story = await self.store.story(chat_id)
+        return story.text if story and story.text else None
+
+    def is_busy(self, chat_id: int) -> bool:
+        return chat_id in self.sessions and self.sessions[chat_id].lock.locked()
+
+    async def write(self, chat_id: int, prompt: str | None):
+        """Start a new story from `prompt` (use as `async with await engine.write(...) as part`)."""
+        prompt = (prompt or "").strip()
+        if not prompt:
+            raise UserError(texts.WRITE_USAGE)
+        notice = ""
+        if len(prompt) > self.prompt_limit:
+            prompt, notice = prompt[-self.prompt_limit:], texts.prompt_cut(self.prompt_limit)
+
+        async def prepare(s: ChatSession):
+            version = await self.store.start_story(chat_id, prompt)
+            s.version, s.states, s.before_last = version, None, (prompt, self._zero)
+            return version, prompt, prompt, self._zero, len(prompt), prompt
+
+        return await self._generate(chat_id, prepare, notice)
+
+    async def continue_story(self, chat_id: int, version: int | None = None):
+        """Extend the chat's story from its state (version: the button's, if pressed)."""
+        async def prepare(s: ChatSession):
+            story = await self.store.story(chat_id)
+            if story is None or not story.text:
+                raise UserError(texts.NO_STORY)
+            if version is not None and version != story.version:
+                raise UserError(texts.STALE_BUTTON)
+            read, states = self._resume_point(s, story.version, story.text)
+            s.version, s.before_last = story.version, (read, states)
+            return story.version, story.text, read, states, len(story.text), ""
+
+        return await self._generate(chat_id, prepare, "")
+
+    async def rewrite(self, chat_id: int, version: int, start: int):
+        """Generate the newest part again, from the state before it."""
+        async def prepare(s: ChatSession):
+            story = await self.store.story(chat_id)
+            if story is None or version != story.version or not story.text:
+                raise UserError(texts.STALE_BUTTON)
+            if start != story.last_part_start:
+                raise UserError(texts.OLD_PART)
+            before = story.text[:start]
+            if s.version == story.version and s.before_last is not None:
+                read, states = s.before_last
+            else:  # lost in a restart: read the tail of the story before the part
+                read, states = before[-self.rebuild_chars:], self._zero
+            s.before_last = (read, states)
+            return story.version, before, read, states, start, ""
+
+        return await self._generate(chat_id, prepare, "")
+
+    def _resume_point(self, s: ChatSession, version: int, text: str) -> tuple[str, np.ndarray]:
+        if s.version == version and s.states is not None:
+            return "", s.states
+        return text[-self.rebuild_chars:], self._zero
+
+    async def _generate(self, chat_id: int, prepare, notice: str) -> "PartContext":
+        s = self.session(chat_id)
+        if s.lock.locked():
+            raise UserError(texts.BUSY_CHAT)
+        return PartContext(self, chat_id, s, prepare, notice)
+
+
+class PartContext:
+    """`async with engine.write(...) as part:` holds the chat's lock for one generation,
+    and saves the story when the part is complete."""
+
+    def __init__(self, engine: StoryEngine, chat_id: int, session: ChatSession, prepare, notice: str):
+        self.engine, self.chat_id, self.session, self.prepare, self.notice = engine, chat_id, session, prepare, notice
+
+    async def __aenter__(self) -> Part:
+        if self.session.lock.locked():
+            raise UserError(texts.BUSY_CHAT)
+        await self.session.lock.acquire()
+        try:
+            version, before, read, states, start, header = await self.prepare(self.session)
+            settings = await self.engine.store.settings(self.chat_id)
+            try:
+                self.job = self.engine.scheduler.submit(read, states, settings.length, settings.temperature)
+            except Busy:
+                raise UserError(texts.BUSY_GLOBAL) from None
+        except BaseException:
+            self.session.lock.release()
+            raise
+        self.before, self.version, self.start = before, version, start
+        self.part = Part(self.chat_id, version, start, header, self.notice,
+                         _run=self.engine.scheduler.stream(self.job))
+        return self.part
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None and self.job.remaining <= 0:
+                story_text = self.before + self.part.text
+                await self.engine.store.save_story(self.chat_id, self.version, story_text, self.start)
+                self.session.states = self.job.states
+            else:
+                self.job.cancelled = True
+                if self.session.version == self.version:
+                    self.session.states = None  # the state no longer matches the stored story
+        finally:
+            self.session.lock.release()

@@ -1,0 +1,138 @@
+"""Cross-chat batching: every chat that is generating shares one batched model call per chunk.
+
+One worker task runs the model in a single background thread (never on the event
+loop). Each round it takes up to `max_batch` active jobs — those served longest ago
+first — and generates one chunk for all of them in one `generate` call: rows read
+their own prompt (new jobs) or carry on from their own state. A job that arrives
+while a round is running joins at the next round instead of waiting for the others
+to finish, and every job gets one chunk per round, so a 2,000-character story and a
+100-character one advance side by side. More than `max_jobs` jobs at once: `Busy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class Busy(Exception):
+    """Too many generations in flight; try again shortly."""
+
+
+@dataclass
+class Job:
+    read: str  # text to read before generating (a prompt, or a story's tail after a restart)
+    states: np.ndarray  # [S, 1, H], the state the job starts from, then its latest state
+    remaining: int  # characters still to generate
+    temperature: float
+    pieces: asyncio.Queue = field(default_factory=asyncio.Queue)  # str pieces, then None (or an exception)
+    started: bool = False  # has read `read` (so later rounds read nothing)
+    cancelled: bool = False
+    last_served: float = 0.0
+    order: int = 0
+
+
+@dataclass
+class SchedulerConfig:
+    max_batch: int = 32  # rows in one model call
+    max_jobs: int = 64  # jobs in flight before new ones get Busy
+    first_chunk: int = 12  # characters in a job's first round: the first text appears soon
+    chunk: int = 48  # characters per round after the first
+
+
+class Scheduler:
+    def __init__(self, model, config: SchedulerConfig | None = None):
+        self.model = model
+        self.config = config or SchedulerConfig()
+        self.jobs: list[Job] = []
+        self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
+        self._task: asyncio.Task | None = None
+        self._counter = itertools.count()
+        self._closing = False
+        self.rounds = 0  # model calls made (for benchmarks)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="scheduler")
+
+    async def stop(self) -> None:
+        """Abandon every job (their streams end with CancelledError) and stop the worker."""
+        self._closing = True
+        for job in self.jobs:
+            job.cancelled = True
+            job.pieces.put_nowait(asyncio.CancelledError())
+        self.jobs.clear()
+        self._wake.set()
+        if self._task:
+            await asyncio.wait([self._task], timeout=10)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def submit(self, read: str, states: np.ndarray, length: int, temperature: float) -> Job:
+        if self._closing:
+            raise Busy("shutting down")
+        if len(self.jobs) >= self.config.max_jobs:
+            raise Busy(f"{len(self.jobs)} generations in flight")
+        job = Job(read, states, length, temperature, order=next(self._counter))
+        if length <= 0:
+            job.pieces.put_nowait(None)
+            return job
+        self.jobs.append(job)
+        self._wake.set()
+        return job
+
+    async def stream(self, job: Job):
+        """Yield the job's text pieces as rounds produce them."""
+        try:
+            while True:
+                piece = await job.pieces.get()
+                if piece is None:
+                    return
+                if isinstance(piece, BaseException):
+                    raise piece
+                yield piece
+        finally:
+            job.cancelled = True  # a consumer that stops listening frees its row
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            self.jobs = [j for j in self.jobs if not j.cancelled]
+            if not self.jobs:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = sorted(self.jobs, key=lambda j: (j.last_served, j.order))[: self.config.max_batch]
+            n = min(min(j.remaining for j in batch),
+                    min(self.config.chunk if j.started else self.config.first_chunk for j in batch))
+            prompts = ["" if j.started else j.read for j in batch]
+            states = np.concatenate([j.states for j in batch], axis=1)
+            temps = [j.temperature for j in batch]
+            try:
+                texts, new_states = await loop.run_in_executor(
+                    self._executor, lambda: self.model.generate(prompts, states, length=n, temperature=temps))
+            except Exception as e:  # noqa: BLE001  (a failed round fails its jobs, not the bot)
+                log.exception("generation round failed")
+                for j in batch:
+                    j.cancelled = True
+                    j.pieces.put_nowait(e)
+                continue
+            self.rounds += 1
+            now = time.monotonic()
+            for i, j in enumerate(batch):
+                if j.cancelled:
+                    continue
+                j.started, j.last_served = True, now
+                j.states = new_states[:, i:i + 1, :].copy()
+                j.remaining -= n
+                j.pieces.put_nowait(texts[i])
+                if j.remaining <= 0:
+                    j.pieces.put_nowait(None)
+                    j.cancelled = True  # done: drop from the active list

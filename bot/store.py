@@ -1,0 +1,147 @@
+"""The bot's SQLite database (aiosqlite): per-chat settings and stories.
+
+One module owns the database: every SQL statement is a named string here, and the
+schema grows only by numbered migrations recorded in `schema_migrations`. The bot
+refuses to open a database whose newest migration is newer than this code knows.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+DEFAULT_TEMPERATURE = 0.8  # sampling temperature for a chat that never set one
+DEFAULT_LENGTH = 300  # characters one /write or /continue adds, by default
+
+MIGRATIONS: list[str] = [
+    # 1: settings and stories
+    """
+    CREATE TABLE settings (
+        chat_id     INTEGER PRIMARY KEY,
+        temperature REAL    NOT NULL,
+        length      INTEGER NOT NULL
+    );
+    CREATE TABLE stories (
+        chat_id         INTEGER PRIMARY KEY,
+        version         INTEGER NOT NULL,       -- bumped by /write and /reset; buttons carry it
+        text            TEXT    NOT NULL,       -- the whole story: prompt and every part since
+        last_part_start INTEGER NOT NULL        -- where the newest generated part begins (for 重写)
+    );
+    """,
+]
+
+CREATE_MIGRATIONS = "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+SELECT_SCHEMA_VERSION = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+RECORD_MIGRATION = "INSERT INTO schema_migrations (version, applied_at) VALUES (?, datetime('now'))"
+SELECT_SETTINGS = "SELECT temperature, length FROM settings WHERE chat_id = ?"
+UPSERT_TEMPERATURE = """
+    INSERT INTO settings (chat_id, temperature, length) VALUES (?, ?, ?)
+    ON CONFLICT(chat_id) DO UPDATE SET temperature = excluded.temperature"""
+UPSERT_LENGTH = """
+    INSERT INTO settings (chat_id, temperature, length) VALUES (?, ?, ?)
+    ON CONFLICT(chat_id) DO UPDATE SET length = excluded.length"""
+SELECT_STORY = "SELECT version, text, last_part_start FROM stories WHERE chat_id = ?"
+START_STORY = """
+    INSERT INTO stories (chat_id, version, text, last_part_start) VALUES (?, 1, ?, ?)
+    ON CONFLICT(chat_id) DO UPDATE SET version = stories.version + 1, text = excluded.text,
+                                       last_part_start = excluded.last_part_start
+    RETURNING version"""
+SAVE_STORY = "UPDATE stories SET text = ?, last_part_start = ? WHERE chat_id = ? AND version = ?"
+RESET_STORY = "UPDATE stories SET version = version + 1, text = '', last_part_start = 0 WHERE chat_id = ?"
+
+
+class StoreError(Exception):
+    """A database the bot cannot use; the message says which file and why."""
+
+
+@dataclass
+class Settings:
+    temperature: float = DEFAULT_TEMPERATURE
+    length: int = DEFAULT_LENGTH
+
+
+@dataclass
+class Story:
+    version: int
+    text: str
+    last_part_start: int
+
+
+class Store:
+    def __init__(self, db: aiosqlite.Connection, path: Path):
+        self.db, self.path = db, path
+
+    @classmethod
+    async def open(cls, path: str | Path) -> "Store":
+        """Open (creating if needed, readable by its owner only) and migrate the database."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+            db = await aiosqlite.connect(path)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"{path}: cannot open database ({e})") from None
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await migrate(db, path)
+        except sqlite3.Error as e:
+            await db.close()
+            raise StoreError(f"{path}: cannot use database ({e})") from None
+        except StoreError:
+            await db.close()
+            raise
+        return cls(db, path)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def settings(self, chat_id: int) -> Settings:
+        async with self.db.execute(SELECT_SETTINGS, (chat_id,)) as cur:
+            row = await cur.fetchone()
+        return Settings(*row) if row else Settings()
+
+    async def set_temperature(self, chat_id: int, value: float) -> None:
+        await self.db.execute(UPSERT_TEMPERATURE, (chat_id, value, DEFAULT_LENGTH))
+        await self.db.commit()
+
+    async def set_length(self, chat_id: int, value: int) -> None:
+        await self.db.execute(UPSERT_LENGTH, (chat_id, DEFAULT_TEMPERATURE, value))
+        await self.db.commit()
+
+    async def story(self, chat_id: int) -> Story | None:
+        async with self.db.execute(SELECT_STORY, (chat_id,)) as cur:
+            row = await cur.fetchone()
+        return Story(*row) if row else None
+
+    async def start_story(self, chat_id: int, prompt: str) -> int:
+        """Replace the chat's story with a new one holding the prompt; returns its version."""
+        async with self.db.execute(START_STORY, (chat_id, prompt, len(prompt))) as cur:
+            (version,) = await cur.fetchone()
+        await self.db.commit()
+        return version
+
+    async def save_story(self, chat_id: int, version: int, text: str, last_part_start: int) -> None:
+        await self.db.execute(SAVE_STORY, (text, last_part_start, chat_id, version))
+        await self.db.commit()
+
+    async def reset_story(self, chat_id: int) -> None:
+        await self.db.execute(RESET_STORY, (chat_id,))
+        await self.db.commit()
+
+
+async def migrate(db: aiosqlite.Connection, path: Path) -> None:
+    await db.execute(CREATE_MIGRATIONS)
+    async with db.execute(SELECT_SCHEMA_VERSION) as cur:
+        (current,) = await cur.fetchone()
+    if current > len(MIGRATIONS):
+        raise StoreError(f"{path}: database schema version {current} is newer than this bot "
+                         f"(knows up to {len(MIGRATIONS)}); upgrade the bot")
+    for number in range(current + 1, len(MIGRATIONS) + 1):
+        await db.executescript(f"BEGIN; {MIGRATIONS[number - 1]} {RECORD_MIGRATION.replace('?', str(number))}; COMMIT;")

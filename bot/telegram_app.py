@@ -1,0 +1,258 @@
+"""The Telegram adapter: python-telegram-bot handlers over the story engine.
+
+Resources (model, scheduler, database) are opened in post_init and closed in
+post_shutdown. Replies are plain text (no parse mode). Long generations stream:
+the reply appears with the first chunk and grows by edits, at most one edit per
+second per message; text past 4,096 characters continues in a new message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import MessageLimit
+from telegram.error import BadRequest, RetryAfter, TimedOut
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
+
+from bot import texts
+from bot.config import BotConfig
+from bot.engine import StoryEngine, UserError
+from bot.resources import open_resources
+
+log = logging.getLogger(__name__)
+
+COMMANDS = [
+    ("write", "以一段开头写新故事"), ("continue", "接着往下写"), ("temp", "查看或设定温度"),
+    ("len", "查看或设定每次写的字数"), ("story", "发送整个故事 (.txt)"), ("reset", "忘掉这个故事"),
+    ("help", "用法"),
+]
+EDIT_INTERVAL = 1.0  # seconds between edits of one message (Telegram's flood limits)
+
+
+def seconds(retry_after) -> float:
+    """RetryAfter.retry_after is an int or a timedelta, depending on PTB settings."""
+    return retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
+
+
+async def call_telegram(fn, /, *args, **kwargs):
+    """Call a Bot API method, waiting out 429s; 'message is not modified' is not an error."""
+    for attempt in range(6):
+        try:
+            return await fn(*args, **kwargs)
+        except RetryAfter as e:
+            wait = seconds(e.retry_after)
+            log.warning("Telegram asked to wait %.0f s (429)", wait)
+            await asyncio.sleep(wait)
+        except BadRequest as e:
+            if "not modified" in str(e).lower():
+                return None
+            raise
+    return await fn(*args, **kwargs)
+
+
+class StreamingReply:
+    """One part's text on Telegram: pages of at most 4,096 characters, kept up to date by edits."""
+
+    def __init__(self, bot, chat_id: int, limit: int = MessageLimit.MAX_TEXT_LENGTH):
+        self.bot, self.chat_id, self.limit = bot, chat_id, limit
+        self.sent: list[tuple[int, str]] = []  # (message_id, text shown) per page
+        self.last_edit = 0.0
+
+    def pages(self, text: str) -> list[str]:
+        return [text[i:i + self.limit] for i in range(0, len(text), self.limit)] or [""]
+
+    async def update(self, text: str) -> None:
+        """Show `text` if a second has passed since the last edit (the first text at once)."""
+        if self.sent and time.monotonic() - self.last_edit < EDIT_INTERVAL:
+            return
+        await self._sync(text, None)
+
+    async def finish(self, text: str, markup=None) -> None:
+        """Deliver the final text in full, buttons under the last page."""
+        wait = EDIT_INTERVAL - (time.monotonic() - self.last_edit)
+        if self.sent and wait > 0:
+            await asyncio.sleep(wait)
+        await self._sync(text, markup)
+
+    async def _sync(self, text: str, markup) -> None:
+        pages = [p for p in self.pages(text) if p.strip()]
+        for i, page in enumerate(pages):
+            last = i == len(pages) - 1
+            kb = markup if last else None
+            if i < len(self.sent):
+                message_id, shown = self.sent[i]
+                if shown == page and kb is None:
+                    continue
+                await call_telegram(self.bot.edit_message_text, page, chat_id=self.chat_id,
+                                    message_id=message_id, reply_markup=kb)
+                self.sent[i] = (message_id, page)
+            else:
+                msg = await call_telegram(self.bot.send_message, self.chat_id, page, reply_markup=kb)
+                self.sent.append((msg.message_id, page))
+        self.last_edit = time.monotonic()
+
+
+def part_buttons(part) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[
+        InlineKeyboardButton(texts.BUTTON_CONTINUE, callback_data=f"c:{part.version}"),
+        InlineKeyboardButton(texts.BUTTON_REWRITE, callback_data=f"r:{part.version}:{part.start}"),
+    ]])
+
+
+def engine_of(context: ContextTypes.DEFAULT_TYPE) -> StoryEngine:
+    return context.application.bot_data["engine"]
+
+
+def allowed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    ids = context.application.bot_data["config"].allowed_user_ids
+    user = update.effective_user
+    return not ids or (user is not None and user.id in ids)
+
+
+async def stream_part(bot, chat_id: int, opening) -> None:
+    """Run one generation (an awaitable PartContext) and stream it into the chat."""
+    try:
+        async with await opening as part:
+            if part.notice:
+                await call_telegram(bot.send_message, chat_id, part.notice)
+            reply = StreamingReply(bot, chat_id)
+            async for _ in part.pieces():
+                await reply.update(part.header + part.text)
+            await reply.finish(part.header + part.text, part_buttons(part))
+    except UserError as e:
+        await call_telegram(bot.send_message, chat_id, str(e))
+
+
+def command_text(update: Update) -> str:
+    """Everything after the command word, newlines kept."""
+    parts = (update.effective_message.text or "").split(maxsplit=1)
+    return parts[1] if len(parts) > 1 else ""
+
+
+def guarded(handler):
+    """Refuse users outside ALLOWED_USER_IDS before the handler runs."""
+    async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE):
+        if not allowed(update, context):
+            if update.callback_query:
+                await update.callback_query.answer(texts.NOT_ALLOWED)
+            elif update.effective_message:
+                await call_telegram(update.effective_message.reply_text, texts.NOT_ALLOWED)
+            return
+        await handler(update, context)
+    wrapper.__doc__ = handler.__doc__
+    return wrapper
+
+
+@guarded
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/start and /help: how to use the bot."""
+    await call_telegram(update.effective_message.reply_text, texts.HELP)
+
+
+@guarded
+async def write_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/write 开头: start a new story."""
+    chat_id = update.effective_chat.id
+    await stream_part(context.bot, chat_id, engine_of(context).write(chat_id, command_text(update)))
+
+
+@guarded
+async def continue_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/continue: extend this chat's story."""
+    chat_id = update.effective_chat.id
+    await stream_part(context.bot, chat_id, engine_of(context).continue_story(chat_id))
+
+
+@guarded
+async def temp_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/temp [value]: show or set the temperature."""
+    reply = await engine_of(context).temperature(update.effective_chat.id, command_text(update))
+    await call_telegram(update.effective_message.reply_text, reply)
+
+
+@guarded
+async def len_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/len [n]: show or set how many characters each part adds."""
+    reply = await engine_of(context).length(update.effective_chat.id, command_text(update))
+    await call_telegram(update.effective_message.reply_text, reply)
+
+
+@guarded
+async def reset_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/reset: forget this chat's story."""
+    await call_telegram(update.effective_message.reply_text, await engine_of(context).reset(update.effective_chat.id))
+
+
+@guarded
+async def story_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/story: send the whole story as a .txt document."""
+    text = await engine_of(context).story_text(update.effective_chat.id)
+    if text is None:
+        await call_telegram(update.effective_message.reply_text, texts.NO_STORY)
+        return
+    await call_telegram(context.bot.send_document, update.effective_chat.id, text.encode("utf-8"),
+                        filename="story.txt")
+
+
+@guarded
+async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """继续 / 重写 buttons under a generated part."""
+    query = update.callback_query
+    await call_telegram(query.answer)
+    if query.message is None:
+        return
+    chat_id = query.message.chat.id
+    engine = engine_of(context)
+    try:
+        kind, *fields = (query.data or "").split(":")
+        numbers = [int(f) for f in fields]
+    except ValueError:
+        return
+    if kind == "c" and len(numbers) == 1:
+        await stream_part(context.bot, chat_id, engine.continue_story(chat_id, version=numbers[0]))
+    elif kind == "r" and len(numbers) == 2:
+        await stream_part(context.bot, chat_id, engine.rewrite(chat_id, *numbers))
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log any handler exception (the log formatter hides the token) and apologise."""
+    log.error("handler failed: %s", context.error, exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat:
+        try:
+            await context.bot.send_message(update.effective_chat.id, texts.APOLOGY)
+        except Exception:  # noqa: BLE001  (the apology is best effort)
+            log.warning("could not send the apology")
+
+
+async def post_init(app: Application) -> None:
+    config: BotConfig = app.bot_data["config"]
+    app.bot_data.update(await open_resources(config))
+    try:
+        await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+    except Exception as e:  # noqa: BLE001  (commands are a convenience; the bot works without)
+        log.warning("setMyCommands failed: %s", e)
+    log.info("bot @%s ready", app.bot.username)
+
+
+async def post_shutdown(app: Application) -> None:
+    close = app.bot_data.get("close")
+    if close:
+        await close()
+
+
+def build_application(config: BotConfig) -> Application:
+    app = (Application.builder().token(config.token).base_url(config.base_url)
+           .base_file_url(config.base_url.replace("/bot", "/file/bot"))
+           .concurrent_updates(True).post_init(post_init).post_shutdown(post_shutdown).build())
+    app.bot_data["config"] = config
+    not_edited = ~filters.UpdateType.EDITED  # an edited message never re-runs a command
+    for names, handler in ((["start", "help"], help_command), (["write"], write_command),
+                           (["continue"], continue_command), (["temp"], temp_command), (["len"], len_command),
+                           (["reset"], reset_command), (["story"], story_command)):
+        app.add_handler(CommandHandler(names, handler, filters=not_edited))
+    app.add_handler(CallbackQueryHandler(button_pressed))
+    app.add_error_handler(on_error)
+    return app

@@ -1,0 +1,58 @@
+"""Everything the bot says, in one place (Chinese)."""
+
+TEMP_MIN, TEMP_MAX = 0.1, 2.0  # /temp bounds
+LEN_MIN, LEN_MAX = 50, 2000  # /len bounds, characters per /write or /continue
+
+HELP = f"""金庸体写作机器人 —— 我用金庸小说学会了写武侠，和你一起讲故事。
+
+/write 开头 —— 以这段开头写一个新故事，例如：/write 乔峰带阿朱
+/continue —— 接着往下写
+/temp 数值 —— 设定温度（{TEMP_MIN}–{TEMP_MAX}），越低越稳，越高越奇；/temp 查看当前值
+/len 字数 —— 每次写多少字（{LEN_MIN}–{LEN_MAX}）；/len 查看当前值
+/story —— 把整个故事作为 .txt 文件发给你
+/reset —— 忘掉这个故事
+/help —— 显示本说明
+
+每段文字下面有两个按钮：「继续」接着写，「重写」把这一段重新写一遍。"""
+
+WRITE_USAGE = "请在 /write 后面写上故事的开头，例如：/write 乔峰带阿朱"
+NO_STORY = "还没有故事。先用 /write 开头 写一个开头吧，例如：/write 乔峰带阿朱"
+BUSY_CHAT = "正在写…，请等这一段写完。"
+BUSY_GLOBAL = "现在写故事的人太多了，请稍后再试。"
+NOT_ALLOWED = "抱歉，这个机器人只为它的主人和朋友们服务。"
+APOLOGY = "抱歉，出了点问题，这次没写成。请稍后再试。"
+RESET_DONE = "故事已清空。用 /write 开头 开始新的故事。"
+STALE_BUTTON = "这个按钮属于一个旧故事，已经不能用了。"
+OLD_PART = "只能重写最新的一段。"
+NOTHING_TO_REWRITE = "没有可以重写的段落。"
+BUTTON_CONTINUE = "继续"
+BUTTON_REWRITE = "重写"
+STOPPED = "（机器人正在关闭，这一段没写完，请稍后用 /continue 接着写。）"
+
+
+def temp_shown(value: float) -> str:
+    return f"当前温度：{value:g}（可设 {TEMP_MIN}–{TEMP_MAX}，例如 /temp 0.7）"
+
+
+def temp_set(value: float) -> str:
+    return f"温度已设为 {value:g}。"
+
+
+def temp_invalid(raw: str) -> str:
+    return f"温度必须是 {TEMP_MIN} 到 {TEMP_MAX} 之间的数字（例如 /temp 0.7），「{raw[:20]}」不行。温度没有改变。"
+
+
+def len_shown(value: int) -> str:
+    return f"每次写 {value} 字（可设 {LEN_MIN}–{LEN_MAX}，例如 /len 500）"
+
+
+def len_set(value: int) -> str:
+    return f"以后每次写 {value} 字。"
+
+
+def len_invalid(raw: str) -> str:
+    return f"字数必须是 {LEN_MIN} 到 {LEN_MAX} 之间的整数（例如 /len 500），「{raw[:20]}」不行。字数没有改变。"
+
+
+def prompt_cut(limit: int) -> str:
+    return f"（开头太长，只用了最后 {limit} 个字。）"
