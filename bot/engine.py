@@ -125,10 +125,10 @@ class StoryEngine:
         """Extend the chat's story from its state (version: the button's, if pressed)."""
         async def prepare(s: ChatSession):
             story = await self.store.story(chat_id)
+            if version is not None and (story is None or version != story.version):
+                raise UserError(texts.STALE_BUTTON)
             if story is None or not story.text:
                 raise UserError(texts.NO_STORY)
-            if version is not None and version != story.version:
-                raise UserError(texts.STALE_BUTTON)
             read, states = self._resume_point(s, story.version, story.text)
             s.version, s.before_last = story.version, (read, states)
             return story.version, story.text, read, states, len(story.text), ""

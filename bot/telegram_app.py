@@ -79,6 +79,10 @@ class StreamingReply:
 
     async def _sync(self, text: str, markup) -> None:
         pages = [p for p in self.pages(text) if p.strip()]
+        if not pages:
+            if markup is None:
+                return  # nothing visible yet
+            pages = ["……"]  # a part of only blank lines still gets its buttons
         for i, page in enumerate(pages):
             last = i == len(pages) - 1
             kb = markup if last else None
@@ -121,7 +125,8 @@ async def stream_part(bot, chat_id: int, opening) -> None:
             reply = StreamingReply(bot, chat_id)
             async for _ in part.pieces():
                 await reply.update(part.header + part.text)
-            await reply.finish(part.header + part.text, part_buttons(part))
+        # The story is saved and the chat free again before the buttons appear.
+        await reply.finish(part.header + part.text, part_buttons(part))
     except UserError as e:
         await call_telegram(bot.send_message, chat_id, str(e))
 

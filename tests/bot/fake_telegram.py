@@ -1,0 +1,310 @@
+"""A small fake Telegram Bot API server on 127.0.0.1, for end-to-end tests over real HTTP.
+
+It speaks the methods the bot uses (getMe, getUpdates with offset/timeout long
+polling, sendMessage, editMessageText, sendDocument, answerCallbackQuery,
+setMyCommands, deleteWebhook, ...) with Telegram's real error answers for
+too-long, empty and not-modified messages, and can inject faults: a 429 with
+retry_after, or a method that hangs. Tests play users with `command()` and
+`press()` and read what the bot sent from `chats`.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
+
+TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijklmnop"
+BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "金庸", "username": "JinYongBot",
+            "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+STRING_FIELDS = {"text", "callback_query_id", "filename", "caption", "parse_mode", "url", "language_code"}
+
+
+@dataclass
+class Sent:
+    message_id: int
+    chat_id: int
+    text: str
+    reply_markup: dict | None = None
+    document: bytes | None = None
+    edits: list[tuple[float, str]] = field(default_factory=list)  # (time, text) per successful edit
+    sent_at: float = 0.0
+
+
+class FakeTelegram:
+    def __init__(self, token: str = TOKEN):
+        self.token = token
+        self.lock = threading.Condition()
+        self.updates: list[dict] = []
+        self.next_update_id = 1
+        self.next_message_id = 1000
+        self.messages: dict[tuple[int, int], Sent] = {}  # (chat_id, message_id) -> Sent
+        self.calls: list[tuple[float, str, dict]] = []  # every request: (time, method, params)
+        self.faults: dict[str, list] = {}  # method -> list of ("429", seconds) / ("hang", seconds)
+        self.commands: list | None = None
+        self.polls = 0
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/bot"
+
+    def start(self) -> "FakeTelegram":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self.lock:
+            self.lock.notify_all()
+        self.server.shutdown()
+        self.server.server_close()
+
+    # ---- playing users --------------------------------------------------------------
+
+    def _push(self, update: dict) -> None:
+        with self.lock:
+            update["update_id"] = self.next_update_id
+            self.next_update_id += 1
+            self.updates.append(update)
+            self.lock.notify_all()
+
+    def command(self, chat_id: int, text: str, user_id: int | None = None, chat_type: str = "private",
+                edited: bool = False) -> None:
+        """A user sends `text` (a /command ...) in a chat."""
+        user_id = user_id or chat_id
+        word = text.split()[0] if text.split() else ""
+        message = {
+            "message_id": self._new_message_id(), "date": int(time.time()),
+            "chat": {"id": chat_id, "type": chat_type, **({"title": "群"} if chat_type != "private" else {})},
+            "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+            "text": text,
+        }
+        if word.startswith("/"):
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(word)}]
+        if edited:
+            message["edit_date"] = int(time.time())
+        self._push({"edited_message" if edited else "message": message})
+
+    def press(self, chat_id: int, message_id: int, data: str, user_id: int | None = None) -> None:
+        """A user presses an inline button under the bot's message."""
+        user_id = user_id or chat_id
+        sent = self.messages[(chat_id, message_id)]
+        self._push({"callback_query": {
+            "id": str(self.next_update_id), "chat_instance": str(chat_id), "data": data,
+            "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+            "message": self._message_json(sent)}})
+
+    def fail(self, method: str, kind: str, seconds: float) -> None:
+        """The next call of `method` answers 429 (kind "429") or hangs (kind "hang")."""
+        with self.lock:
+            self.faults.setdefault(method, []).append((kind, seconds))
+
+    # ---- reading what the bot did -----------------------------------------------------
+
+    def chat(self, chat_id: int) -> list[Sent]:
+        with self.lock:
+            return sorted((m for (c, _), m in self.messages.items() if c == chat_id and m.sent_at),
+                          key=lambda m: m.message_id)
+
+    def texts(self, chat_id: int) -> list[str]:
+        return [m.text for m in self.chat(chat_id)]
+
+    def wait_for(self, predicate, timeout: float = 60.0, what: str = "condition"):
+        """Poll until predicate() is truthy; returns its value or raises AssertionError."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def wait_texts(self, chat_id: int, count: int, timeout: float = 60.0) -> list[str]:
+        """Wait until the chat has `count` bot messages and no generation is still growing."""
+        self.wait_for(lambda: len(self.chat(chat_id)) >= count, timeout, f"{count} messages in chat {chat_id}")
+        return self.texts(chat_id)
+
+    def wait_final(self, chat_id: int, timeout: float = 60.0) -> Sent:
+        """Wait for a message with buttons (a finished part) newer than any seen before."""
+        def done():
+            finished = [m for m in self.chat(chat_id) if m.reply_markup]
+            return finished[-1] if finished else None
+        return self.wait_for(done, timeout, f"a finished part in chat {chat_id}")
+
+    # ---- the HTTP side ----------------------------------------------------------------
+
+    def _new_message_id(self) -> int:
+        with self.lock:
+            self.next_message_id += 1
+            return self.next_message_id
+
+    def _message_json(self, m: Sent) -> dict:
+        out = {"message_id": m.message_id, "date": int(m.sent_at or time.time()),
+               "chat": {"id": m.chat_id, "type": "private"}, "from": BOT_USER}
+        if m.document is not None:
+            out["document"] = {"file_id": f"doc{m.message_id}", "file_unique_id": f"u{m.message_id}",
+                               "file_name": "story.txt", "file_size": len(m.document)}
+        else:
+            out["text"] = m.text
+        if m.reply_markup:
+            out["reply_markup"] = m.reply_markup
+        return out
+
+    def handle(self, method: str, params: dict) -> tuple[int, dict]:
+        with self.lock:
+            self.calls.append((time.monotonic(), method, params))
+            faults = self.faults.get(method)
+            fault = faults.pop(0) if faults else None
+        if fault and fault[0] == "429":
+            return 429, {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after {fault[1]}",
+                         "parameters": {"retry_after": fault[1]}}
+        if fault and fault[0] == "hang":
+            time.sleep(fault[1])
+        fn = getattr(self, f"api_{method}", None)
+        if fn is None:
+            return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
+        return fn(params)
+
+    @staticmethod
+    def _bad(description: str) -> tuple[int, dict]:
+        return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {description}"}
+
+    def _ok(self, result) -> tuple[int, dict]:
+        return 200, {"ok": True, "result": result}
+
+    def api_getMe(self, p):
+        return self._ok(BOT_USER)
+
+    def api_deleteWebhook(self, p):
+        return self._ok(True)
+
+    def api_setMyCommands(self, p):
+        self.commands = p.get("commands")
+        return self._ok(True)
+
+    def api_answerCallbackQuery(self, p):
+        return self._ok(True)
+
+    def api_getUpdates(self, p):
+        offset, timeout = int(p.get("offset", 0) or 0), float(p.get("timeout", 0) or 0)
+        deadline = time.monotonic() + min(timeout, 5.0)
+        with self.lock:
+            self.polls += 1
+            if offset:
+                self.updates = [u for u in self.updates if u["update_id"] >= offset]
+            while not self.updates and time.monotonic() < deadline:
+                self.lock.wait(deadline - time.monotonic())
+            return self._ok(list(self.updates))
+
+    def _check_text(self, text: str):
+        if not text.strip():
+            return self._bad("message text is empty")
+        if len(text) > 4096:
+            return self._bad("message is too long")
+        return None
+
+    def api_sendMessage(self, p):
+        text = str(p.get("text", ""))
+        error = self._check_text(text)
+        if error:
+            return error
+        m = Sent(self._new_message_id(), int(p["chat_id"]), text, p.get("reply_markup"), sent_at=time.time())
+        with self.lock:
+            self.messages[(m.chat_id, m.message_id)] = m
+        return self._ok(self._message_json(m))
+
+    def api_editMessageText(self, p):
+        text = str(p.get("text", ""))
+        key = (int(p["chat_id"]), int(p["message_id"]))
+        with self.lock:
+            m = self.messages.get(key)
+        if m is None:
+            return self._bad("message to edit not found")
+        error = self._check_text(text)
+        if error:
+            return error
+        markup = p.get("reply_markup")
+        if text == m.text and markup == m.reply_markup:
+            return self._bad("message is not modified: specified new message content and reply markup are "
+                             "exactly the same as a current content and reply markup of the message")
+        with self.lock:
+            m.text, m.reply_markup = text, markup
+            m.edits.append((time.monotonic(), text))
+        return self._ok(self._message_json(m))
+
+    def api_sendDocument(self, p):
+        m = Sent(self._new_message_id(), int(p["chat_id"]), "", None, document=p.get("document", b""),
+                 sent_at=time.time())
+        with self.lock:
+            self.messages[(m.chat_id, m.message_id)] = m
+        return self._ok(self._message_json(m))
+
+    def _handler_class(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_POST(self):
+                self._serve(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+            def do_GET(self):
+                self._serve(b"")
+
+            def _serve(self, body: bytes):
+                prefix = f"/bot{fake.token}/"
+                if not self.path.startswith(prefix):
+                    return self._reply(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+                method = self.path[len(prefix):].split("?")[0]
+                params = parse_params(self.headers.get("Content-Type", ""), body)
+                status, payload = fake.handle(method, params)
+                self._reply(status, payload)
+
+            def _reply(self, status: int, payload: dict):
+                data = json.dumps(payload, ensure_ascii=False).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        return Handler
+
+
+def parse_params(content_type: str, body: bytes) -> dict:
+    """Form-urlencoded or multipart body -> params (non-string fields JSON-decoded, as PTB encodes them)."""
+    raw: dict = {}
+    if content_type.startswith("multipart/form-data"):
+        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+        for part in msg.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            raw[name] = payload if part.get_filename() else payload.decode("utf-8")
+    elif body:
+        raw = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    params = {}
+    for k, v in raw.items():
+        if k in STRING_FIELDS or isinstance(v, bytes):
+            params[k] = v
+        else:
+            try:
+                params[k] = json.loads(v)
+            except ValueError:
+                params[k] = v
+    return params
