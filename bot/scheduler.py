@@ -45,7 +45,7 @@ class SchedulerConfig:
     max_batch: int = 32  # rows in one model call
     max_jobs: int = 64  # jobs in flight before new ones get Busy
     first_chunk: int = 12  # characters in a job's first round: the first text appears soon
-    chunk: int = 48  # characters per round after the first
+    chunk: int = 64  # characters per round after the first
 
 
 class Scheduler:

@@ -39,7 +39,8 @@ COMPUTE = tf.float32
 
 
 class OneStep(tf.Module):
-    def __init__(self, weights: dict, chars: list[str], cell: str, card: dict):
+    def __init__(self, weights: dict, chars: list[str], cell: str, card: dict, dtype=STORE,
+                 fold_input: bool = False):
         super().__init__(name="onestep")
         if cell not in ("gru", "lstm"):
             raise ValueError(f"unknown cell {cell!r}")
@@ -49,7 +50,7 @@ class OneStep(tf.Module):
         self.per_layer = 1 if cell == "gru" else 2
         vocab_size = len(chars)
 
-        store = lambda a: tf.Variable(np.asarray(a), dtype=STORE, trainable=False)  # noqa: E731
+        store = lambda a: tf.Variable(np.asarray(a), dtype=dtype, trainable=False)  # noqa: E731
         self.embedding = store(weights["embedding"])  # [V, E]
         self.kernels = [store(w["kernel"]) for w in weights["rnn"]]  # [in, G*H]
         self.recurrents = [store(w["recurrent"]) for w in weights["rnn"]]  # [H, G*H]
@@ -66,6 +67,12 @@ class OneStep(tf.Module):
         self.vocab_size = tf.Variable(vocab_size, trainable=False)
         self.format = tf.Variable(FORMAT, trainable=False)
         self.card = tf.Variable(json.dumps(card, ensure_ascii=False), trainable=False)
+        self.folded = None
+        if fold_input:  # [V, G*H] float32: a gather instead of a matmul per character (in-process only)
+            first = weights["rnn"][0]
+            bias = first["bias"][0] if cell == "gru" else first["bias"]
+            table = weights["embedding"].astype(np.float32) @ first["kernel"].astype(np.float32) + bias
+            self.folded = tf.Variable(table.astype(np.float32), trainable=False)
         self._unk_mask = tf.constant(np.where(np.arange(vocab_size) == 0, -np.inf, 0.0).astype(np.float32))
 
     # ---- the recurrent core -------------------------------------------------------
@@ -76,14 +83,26 @@ class OneStep(tf.Module):
         return ([f(k) for k in self.kernels], [f(r) for r in self.recurrents], [f(b) for b in self.biases],
                 f(self.dense_kernel), f(self.dense_bias))
 
-    def _cell(self, w, x, states):
-        """One character for every row: x [B, E], states [S, B, H] -> (states, top h [B, H])."""
+    def _input(self, w, ids):
+        """Layer 0's input projection with its input bias, [B] ids -> [B, G*H]."""
+        if self.folded is not None:  # embedding @ kernel + bias, precomputed per character
+            return tf.gather(self.folded, ids)
+        kernels, _, biases, _, _ = w
+        return tf.matmul(self._embed(ids), kernels[0]) + self._input_bias(biases[0])
+
+    def _input_bias(self, bias):
+        return bias[0] if self.cell == "gru" else bias  # GRU keeps input and recurrent biases apart
+
+    def _cell(self, w, gx0, states):
+        """One character for every row: layer 0's input projection gx0 [B, G*H], states [S, B, H]
+        -> (states, top h [B, H])."""
         kernels, recurrents, biases, _, _ = w
-        new, inp = [], x
+        new, gx = [], gx0
         for i in range(self.n_layers):
+            if i > 0:  # the layer below's new h is this layer's input
+                gx = tf.matmul(new[-self.per_layer], kernels[i]) + self._input_bias(biases[i])
             if self.cell == "gru":  # Keras GRU, reset_after=True, gate order z, r, h
                 h = states[i]
-                gx = tf.matmul(inp, kernels[i]) + biases[i][0]
                 gh = tf.matmul(h, recurrents[i]) + biases[i][1]
                 xz, xr, xh = tf.split(gx, 3, axis=-1)
                 hz, hr, hh = tf.split(gh, 3, axis=-1)
@@ -93,13 +112,12 @@ class OneStep(tf.Module):
                 new.append(h)
             else:  # Keras LSTM, gate order i, f, c, o
                 h, c = states[2 * i], states[2 * i + 1]
-                g = tf.matmul(inp, kernels[i]) + tf.matmul(h, recurrents[i]) + biases[i]
+                g = gx + tf.matmul(h, recurrents[i])
                 gi, gf, gc, go = tf.split(g, 4, axis=-1)
                 c = tf.sigmoid(gf) * c + tf.sigmoid(gi) * tf.tanh(gc)
                 h = tf.sigmoid(go) * tf.tanh(c)
                 new.extend([h, c])
-            inp = h
-        return tf.stack(new), inp
+        return tf.stack(new), h
 
     def _logits(self, w, top):
         return tf.matmul(top, w[3]) + w[4]  # [B, V]
@@ -119,7 +137,7 @@ class OneStep(tf.Module):
     def _read(self, w, ids, lengths, states):
         """Feed each row's ids up to its length; rows that are done keep their state."""
         def body(t, states):
-            new, _ = self._cell(w, self._embed(ids[:, t]), states)
+            new, _ = self._cell(w, self._input(w, ids[:, t]), states)
             live = (t < lengths)[None, :, None]
             return t + 1, tf.where(live, new, states)
 
@@ -140,11 +158,9 @@ class OneStep(tf.Module):
         threshold = tf.gather(ranked, last, batch_dims=1)
         return tf.where(logits < threshold[:, None], -np.inf, logits)
 
-    def _sample(self, logits, temperature, top_k, top_p, seed):
-        """Gumbel-max sampling from logits / temperature: [B, V] -> ids [B]."""
-        logits = logits / temperature[:, None] + self._unk_mask
-        logits = tf.cond(tf.reduce_any(top_k > 0) | tf.reduce_any(top_p < 1.0),
-                         lambda: self._filter(logits, top_k, top_p), lambda: logits)
+    def _sample(self, logits, filtering, top_k, top_p, seed):
+        """Gumbel-max sampling from scaled logits [B, V] (temperature and [UNK] applied) -> ids [B]."""
+        logits = tf.cond(filtering, lambda: self._filter(logits, top_k, top_p), lambda: logits)
         u = tf.random.stateless_uniform(tf.shape(logits), seed=seed, minval=1e-20, maxval=1.0)
         return tf.argmax(logits - tf.math.log(-tf.math.log(u)), axis=-1, output_type=tf.int32)
 
@@ -167,11 +183,15 @@ class OneStep(tf.Module):
         ids, lengths = self._encode(prompts)
         states = self._read(w, ids, lengths, states)
         out = tf.TensorArray(tf.int32, size=length)
+        # Per call, not per character: [UNK] masked into the bias, temperature as a factor.
+        bias = w[4] + self._unk_mask
+        inv_t = 1.0 / temperature[:, None]
+        filtering = tf.reduce_any(top_k > 0) | tf.reduce_any(top_p < 1.0)
 
         def body(i, states, out):
-            logits = self._logits(w, self._top(states))
-            chosen = self._sample(logits, temperature, top_k, top_p, tf.stack([seed, step + tf.cast(i, tf.int64)]))
-            states, _ = self._cell(w, self._embed(chosen), states)
+            logits = (tf.matmul(self._top(states), w[3]) + bias) * inv_t
+            chosen = self._sample(logits, filtering, top_k, top_p, tf.stack([seed, step + tf.cast(i, tf.int64)]))
+            states, _ = self._cell(w, self._input(w, chosen), states)
             return i + 1, states, out.write(i, chosen)
 
         _, states, out = tf.while_loop(lambda i, s, o: i < length, body, (tf.constant(0), states, out))
@@ -189,7 +209,7 @@ class OneStep(tf.Module):
             picked = tf.gather(logp, ids[:, t], batch_dims=1)
             live = t < lengths
             nll += tf.where(live, -tf.cast(picked, tf.float64), 0.0)
-            new, _ = self._cell(w, self._embed(ids[:, t]), states)
+            new, _ = self._cell(w, self._input(w, ids[:, t]), states)
             return t + 1, tf.where(live[None, :, None], new, states), nll
 
         _, states, nll = tf.while_loop(

@@ -121,3 +121,15 @@ def test_bad_model_directories_are_named(tmp_path, tiny_model_dir):
     (old / "model.json").write_text(json.dumps({**card, "format": 99}))
     with pytest.raises(ModelError, match="model format 99"):
         check_model_dir(old)
+
+
+def test_in_process_runner_matches_the_savedmodel(tiny):
+    tf = tiny._tf
+    texts = tf.constant(["乔峰在少林寺说道", "段誉🐉笑道：“阿朱”"])
+    zero = tf.zeros([tiny.num_states, 2, tiny.units])
+    raw, fast = tiny._m.score(texts, zero), tiny._run.score(texts, zero)
+    np.testing.assert_allclose(raw["nll"].numpy(), fast["nll"].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(raw["states"].numpy(), fast["states"].numpy(), atol=1e-5)
+    args = (tf.constant(["乔峰", "段誉在"]), zero, tf.constant(25), tf.constant([1e-3, 1e-3]), tf.constant([0, 5]),
+            tf.constant([1.0, 0.9]), tf.constant(3, tf.int64), tf.constant(7, tf.int64))
+    assert list(tiny._m.generate(*args)["text"].numpy()) == list(tiny._run.generate(*args)["text"].numpy())
