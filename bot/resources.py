@@ -17,7 +17,12 @@ async def open_resources(config: BotConfig) -> dict:
     """{"engine": StoryEngine, "close": coroutine function} — the model loads off the event loop."""
     from model import load  # noqa: PLC0415  (TensorFlow: slow to import)
 
-    model = await asyncio.get_running_loop().run_in_executor(None, load, config.model_dir)
+    def load_and_warm():
+        m = load(config.model_dir)
+        m.warm_up()
+        return m
+
+    model = await asyncio.get_running_loop().run_in_executor(None, load_and_warm)
     log.info("model %s loaded (%s)", model.path, model.card.get("name"))
     store = await Store.open(config.database_path)
     scheduler = Scheduler(model, SchedulerConfig(max_batch=config.max_batch, max_jobs=config.max_jobs))

@@ -34,6 +34,8 @@ class Sent:
     document: bytes | None = None
     edits: list[tuple[float, str]] = field(default_factory=list)  # (time, text) per successful edit
     sent_at: float = 0.0
+    created: float = 0.0  # time.monotonic() when sent
+    finished: float = 0.0  # time.monotonic() when it got its buttons (a finished part)
 
 
 class FakeTelegram:
@@ -217,7 +219,9 @@ class FakeTelegram:
         error = self._check_text(text)
         if error:
             return error
-        m = Sent(self._new_message_id(), int(p["chat_id"]), text, p.get("reply_markup"), sent_at=time.time())
+        now = time.monotonic()
+        m = Sent(self._new_message_id(), int(p["chat_id"]), text, p.get("reply_markup"), sent_at=time.time(),
+                 created=now, finished=now if p.get("reply_markup") else 0.0)
         with self.lock:
             self.messages[(m.chat_id, m.message_id)] = m
         return self._ok(self._message_json(m))
@@ -239,6 +243,8 @@ class FakeTelegram:
         with self.lock:
             m.text, m.reply_markup = text, markup
             m.edits.append((time.monotonic(), text))
+            if markup and not m.finished:
+                m.finished = time.monotonic()
         return self._ok(self._message_json(m))
 
     def api_sendDocument(self, p):

@@ -1,0 +1,75 @@
+"""Load test: N chats /write at once through real HTTP (fake Bot API server + python -m bot).
+
+    python -m tests.bot.loadtest --chats 100 [--length 300] [--model model/default]
+
+Reports p50/p95 time from each /write to its first text and to its final text.
+The test suite runs it with a few chats on a tiny model (tests/bot/test_load.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tests.bot.fake_telegram import FakeTelegram
+from tests.bot.harness import BotProcess
+
+
+def run_load(fake: FakeTelegram, chats: int, length: int, timeout: float = 300, first_chat: int = 10_000) -> dict:
+    ids = list(range(first_chat, first_chat + chats))
+    for c in ids:
+        fake.command(c, f"/len {length}")
+    fake.wait_for(lambda: all(fake.chat(c) for c in ids), timeout, "the /len replies")
+    sent = {}
+    for c in ids:
+        sent[c] = time.monotonic()
+        fake.command(c, f"/write 第{c}回 乔峰")
+    parts = {}
+
+    def all_done():
+        for c in ids:
+            if c not in parts:
+                done = [m for m in fake.chat(c) if m.reply_markup]
+                if done:
+                    parts[c] = done[-1]
+        return len(parts) == len(ids)
+
+    fake.wait_for(all_done, timeout, f"{chats} finished parts")
+    first = [parts[c].created - sent[c] for c in ids]
+    final = [parts[c].finished - sent[c] for c in ids]
+    lengths = [len(parts[c].text) - len(f"第{c}回 乔峰") for c in ids]
+    return {"chats": chats, "length": length, "all_complete": all(n == length for n in lengths),
+            "first_p50_s": float(np.percentile(first, 50)), "first_p95_s": float(np.percentile(first, 95)),
+            "final_p50_s": float(np.percentile(final, 50)), "final_p95_s": float(np.percentile(final, 95))}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.bot.loadtest", description=__doc__.split("\n")[0])
+    ap.add_argument("--chats", type=int, default=32)
+    ap.add_argument("--length", type=int, default=300)
+    ap.add_argument("--model", type=Path, default=Path("model/default"))
+    args = ap.parse_args(argv)
+    fake = FakeTelegram().start()
+    with tempfile.TemporaryDirectory() as d:
+        bot = BotProcess(fake, args.model, Path(d) / "db.sqlite3", Path(d) / "bot.log", LOG_LEVEL="INFO",
+                         MAX_JOBS=max(64, args.chats)).start()
+        try:
+            result = run_load(fake, args.chats, args.length)
+        finally:
+            bot.stop()
+            fake.stop()
+    print(f"{args.chats} chats × {args.length} chars: first text p50 {result['first_p50_s']:.2f} s, "
+          f"p95 {result['first_p95_s']:.2f} s; final text p50 {result['final_p50_s']:.2f} s, "
+          f"p95 {result['final_p95_s']:.2f} s")
+    print("RESULT " + json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The settings/story store: migrations, persistence, versions, file permissions."""
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from bot.store import DEFAULT_LENGTH, DEFAULT_TEMPERATURE, MIGRATIONS, Store, StoreError
+
+
+def test_settings_and_stories_persist_across_reopen(tmp_path):
+    db = tmp_path / "sub" / "bot.sqlite3"
+
+    async def first():
+        s = await Store.open(db)
+        assert (await s.settings(1)).temperature == DEFAULT_TEMPERATURE
+        await s.set_temperature(1, 0.6)
+        await s.set_length(1, 800)
+        v = await s.start_story(1, "乔峰")
+        await s.save_story(1, v, "乔峰带阿朱", 2)
+        await s.close()
+        return v
+
+    async def second():
+        s = await Store.open(db)
+        settings, story = await s.settings(1), await s.story(1)
+        v2 = await s.start_story(1, "段誉")
+        await s.reset_story(1)
+        after = await s.story(1)
+        await s.close()
+        return settings, story, v2, after
+
+    v = asyncio.run(first())
+    settings, story, v2, after = asyncio.run(second())
+    assert (settings.temperature, settings.length) == (0.6, 800)
+    assert (story.version, story.text, story.last_part_start) == (v, "乔峰带阿朱", 2)
+    assert v2 == v + 1 and after.version == v2 + 1 and after.text == ""
+    assert oct(db.stat().st_mode & 0o777) == "0o600"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == list(
+            range(1, len(MIGRATIONS) + 1))
+
+
+def test_saving_an_old_version_changes_nothing(tmp_path):
+    async def go():
+        s = await Store.open(tmp_path / "db")
+        v = await s.start_story(5, "旧")
+        await s.start_story(5, "新")
+        await s.save_story(5, v, "旧的故事", 1)  # a part finishing after a new /write
+        story = await s.story(5)
+        await s.close()
+        return story
+    assert asyncio.run(go()).text == "新"
+
+
+def test_default_length_and_quotes_in_text(tmp_path):
+    async def go():
+        s = await Store.open(tmp_path / "db")
+        await s.set_temperature(9, 1.2)
+        v = await s.start_story(9, "'); DROP TABLE settings; --")
+        story, settings = await s.story(9), await s.settings(9)
+        await s.close()
+        return v, story, settings
+    v, story, settings = asyncio.run(go())
+    assert story.text == "'); DROP TABLE settings; --" and settings.length == DEFAULT_LENGTH
+
+
+def test_unusable_paths_are_named(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="cannot open database"):
+        asyncio.run(Store.open(tmp_path / "file" / "db.sqlite3"))
+    garbage = tmp_path / "garbage.sqlite3"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="garbage.sqlite3"):
+        asyncio.run(Store.open(garbage))
