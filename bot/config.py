@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.limits import LimitConfig
+
 TOKEN_PATTERN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")  # what @BotFather hands out
 
 
@@ -25,6 +27,7 @@ class BotConfig:
     max_batch: int = 32  # MAX_BATCH, chats generating together in one model call
     max_jobs: int = 64  # MAX_JOBS, generations in flight before "busy, try again"
     log_level: str = "INFO"  # LOG_LEVEL
+    limits: LimitConfig = field(default_factory=LimitConfig)  # RATE_* and CHARS_* variables
 
     def __repr__(self) -> str:  # never print the token
         return f"BotConfig(base_url={self.base_url!r}, model_dir={self.model_dir}, db={self.database_path})"
@@ -75,13 +78,18 @@ def load_config(env: dict[str, str] | None = None, dotenv: Path = Path(".env"), 
             cfg.allowed_user_ids = frozenset(int(x) for x in get("ALLOWED_USER_IDS").split(",") if x.strip())
         except ValueError:
             raise ConfigError("ALLOWED_USER_IDS must be numeric Telegram user ids separated by commas") from None
-    for key, attr in (("PROMPT_LIMIT", "prompt_limit"), ("MAX_BATCH", "max_batch"), ("MAX_JOBS", "max_jobs")):
+    numbers = [("PROMPT_LIMIT", cfg, "prompt_limit"), ("MAX_BATCH", cfg, "max_batch"), ("MAX_JOBS", cfg, "max_jobs"),
+               ("RATE_USER_PER_MIN", cfg.limits, "user_requests_per_minute"),
+               ("RATE_GLOBAL_PER_MIN", cfg.limits, "global_requests_per_minute"),
+               ("CHARS_USER_PER_HOUR", cfg.limits, "user_chars_per_hour"),
+               ("CHARS_GLOBAL_PER_HOUR", cfg.limits, "global_chars_per_hour")]
+    for key, target, attr in numbers:
         if get(key):
             try:
-                setattr(cfg, attr, int(get(key)))
+                setattr(target, attr, int(get(key)))
             except ValueError:
                 raise ConfigError(f"{key} must be a whole number") from None
-            if getattr(cfg, attr) < 1:
+            if getattr(target, attr) < 1:
                 raise ConfigError(f"{key} must be at least 1")
     if get("LOG_LEVEL"):
         cfg.log_level = get("LOG_LEVEL").upper()

@@ -11,17 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from bot import texts
+from bot.limits import Limits
 from bot.scheduler import Busy, Scheduler
 from bot.store import Store
 
 
 class UserError(Exception):
-    """A request the engine declines; the message is what to tell the user."""
+    """A request the engine declines; the message is what to tell the user (nothing, if quiet)."""
+
+    def __init__(self, message: str, quiet: bool = False):
+        super().__init__(message)
+        self.quiet = quiet
+
+
+BUSY_NOTICE_SECONDS = 5.0  # a chat hammering a busy bot hears "正在写…" once per this many seconds
 
 
 @dataclass
@@ -29,6 +38,7 @@ class ChatSession:
     version: int = 0  # the story version the state belongs to
     states: np.ndarray | None = None  # [S, 1, H] after the story's last character
     before_last: tuple[str, np.ndarray] | None = None  # how to regenerate the newest part: (read, states)
+    busy_noticed: float = -1e9  # when this chat was last told "正在写…" (time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -51,8 +61,10 @@ class Part:
 
 
 class StoryEngine:
-    def __init__(self, store: Store, scheduler: Scheduler, prompt_limit: int = 500, rebuild_chars: int = 1000):
+    def __init__(self, store: Store, scheduler: Scheduler, prompt_limit: int = 500, rebuild_chars: int = 1000,
+                 limits: Limits | None = None):
         self.store = store
+        self.limits = limits or Limits()
         self.scheduler = scheduler
         self.prompt_limit = prompt_limit  # characters of a /write prompt that are used
         self.rebuild_chars = rebuild_chars  # story tail read to rebuild a lost state
@@ -105,7 +117,7 @@ class StoryEngine:
     def is_busy(self, chat_id: int) -> bool:
         return chat_id in self.sessions and self.sessions[chat_id].lock.locked()
 
-    async def write(self, chat_id: int, prompt: str | None):
+    async def write(self, chat_id: int, prompt: str | None, user_id: int | None = None):
         """Start a new story from `prompt` (use as `async with await engine.write(...) as part`)."""
         prompt = (prompt or "").strip()
         if not prompt:
@@ -119,9 +131,9 @@ class StoryEngine:
             s.version, s.states, s.before_last = version, None, (prompt, self._zero)
             return version, prompt, prompt, self._zero, len(prompt), prompt
 
-        return await self._generate(chat_id, prepare, notice)
+        return await self._generate(chat_id, prepare, notice, user_id)
 
-    async def continue_story(self, chat_id: int, version: int | None = None):
+    async def continue_story(self, chat_id: int, version: int | None = None, user_id: int | None = None):
         """Extend the chat's story from its state (version: the button's, if pressed)."""
         async def prepare(s: ChatSession):
             story = await self.store.story(chat_id)
@@ -133,9 +145,9 @@ class StoryEngine:
             s.version, s.before_last = story.version, (read, states)
             return story.version, story.text, read, states, len(story.text), ""
 
-        return await self._generate(chat_id, prepare, "")
+        return await self._generate(chat_id, prepare, "", user_id)
 
-    async def rewrite(self, chat_id: int, version: int, start: int):
+    async def rewrite(self, chat_id: int, version: int, start: int, user_id: int | None = None):
         """Generate the newest part again, from the state before it."""
         async def prepare(s: ChatSession):
             story = await self.store.story(chat_id)
@@ -151,39 +163,57 @@ class StoryEngine:
             s.before_last = (read, states)
             return story.version, before, read, states, start, ""
 
-        return await self._generate(chat_id, prepare, "")
+        return await self._generate(chat_id, prepare, "", user_id)
 
     def _resume_point(self, s: ChatSession, version: int, text: str) -> tuple[str, np.ndarray]:
         if s.version == version and s.states is not None:
             return "", s.states
         return text[-self.rebuild_chars:], self._zero
 
-    async def _generate(self, chat_id: int, prepare, notice: str) -> "PartContext":
+    async def _generate(self, chat_id: int, prepare, notice: str, user_id: int | None) -> "PartContext":
         s = self.session(chat_id)
         if s.lock.locked():
-            raise UserError(texts.BUSY_CHAT)
-        return PartContext(self, chat_id, s, prepare, notice)
+            busy(s)
+        return PartContext(self, chat_id, s, prepare, notice, chat_id if user_id is None else user_id)
+
+
+def busy(session: ChatSession):
+    """Raise "正在写…", quietly if this chat heard it a moment ago (one notice, not fifty)."""
+    now = time.monotonic()
+    quiet = now - session.busy_noticed < BUSY_NOTICE_SECONDS
+    if not quiet:
+        session.busy_noticed = now
+    raise UserError(texts.BUSY_CHAT, quiet=quiet)
 
 
 class PartContext:
     """`async with engine.write(...) as part:` holds the chat's lock for one generation,
     and saves the story when the part is complete."""
 
-    def __init__(self, engine: StoryEngine, chat_id: int, session: ChatSession, prepare, notice: str):
+    def __init__(self, engine: StoryEngine, chat_id: int, session: ChatSession, prepare, notice: str,
+                 user_id: int):
         self.engine, self.chat_id, self.session, self.prepare, self.notice = engine, chat_id, session, prepare, notice
+        self.user_id = user_id
 
     async def __aenter__(self) -> Part:
         if self.session.lock.locked():
-            raise UserError(texts.BUSY_CHAT)
+            busy(self.session)
         await self.session.lock.acquire()
+        limits, reserved = self.engine.limits, 0
         try:
-            version, before, read, states, start, header = await self.prepare(self.session)
             settings = await self.engine.store.settings(self.chat_id)
+            # Checked before anything changes: a refused /write leaves the old story as it was.
+            if not limits.characters(self.user_id, settings.length):
+                raise UserError(texts.TOO_MUCH)
+            reserved = settings.length
+            version, before, read, states, start, header = await self.prepare(self.session)
             try:
                 self.job = self.engine.scheduler.submit(read, states, settings.length, settings.temperature)
             except Busy:
                 raise UserError(texts.BUSY_GLOBAL) from None
         except BaseException:
+            if reserved:
+                limits.refund(self.user_id, reserved)
             self.session.lock.release()
             raise
         self.before, self.version, self.start = before, version, start

@@ -7,6 +7,7 @@ import logging
 
 from bot.config import BotConfig
 from bot.engine import StoryEngine
+from bot.limits import Limits
 from bot.scheduler import Scheduler, SchedulerConfig
 from bot.store import Store
 
@@ -27,7 +28,7 @@ async def open_resources(config: BotConfig) -> dict:
     store = await Store.open(config.database_path)
     scheduler = Scheduler(model, SchedulerConfig(max_batch=config.max_batch, max_jobs=config.max_jobs))
     scheduler.start()
-    engine = StoryEngine(store, scheduler, prompt_limit=config.prompt_limit)
+    engine = StoryEngine(store, scheduler, prompt_limit=config.prompt_limit, limits=Limits(config.limits))
 
     async def close() -> None:
         await scheduler.stop()

@@ -14,7 +14,7 @@ import time
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import MessageLimit
-from telegram.error import BadRequest, RetryAfter, TimedOut
+from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
 from bot import texts
@@ -37,19 +37,35 @@ def seconds(retry_after) -> float:
     return retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
 
 
-async def call_telegram(fn, /, *args, **kwargs):
-    """Call a Bot API method, waiting out 429s; 'message is not modified' is not an error."""
-    for attempt in range(6):
+async def call_telegram(fn, /, *args, idempotent: bool = False, **kwargs):
+    """Call a Bot API method, waiting out 429s and network failures; 'not modified' is not an error.
+
+    A call that timed out may have reached Telegram, so it is repeated only when
+    repeating is harmless (`idempotent`, e.g. an edit to the same text); a send
+    that timed out is not sent again, so no text is ever sent twice.
+    """
+    delay = 1.0
+    for attempt in range(8):
         try:
             return await fn(*args, **kwargs)
         except RetryAfter as e:
             wait = seconds(e.retry_after)
-            log.warning("Telegram asked to wait %.0f s (429)", wait)
+            log.warning("Telegram asked to wait %.0f s (429) before %s", wait, fn.__name__)
             await asyncio.sleep(wait)
         except BadRequest as e:
             if "not modified" in str(e).lower():
                 return None
             raise
+        except TimedOut:
+            if not idempotent:
+                raise
+            log.warning("%s timed out; trying again in %.0f s", fn.__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 30.0)
+        except NetworkError as e:  # refused or dropped before an answer: try again, backing off
+            log.warning("%s failed (%s); trying again in %.0f s", fn.__name__, e, delay)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 30.0)
     return await fn(*args, **kwargs)
 
 
@@ -91,7 +107,7 @@ class StreamingReply:
                 if shown == page and kb is None:
                     continue
                 await call_telegram(self.bot.edit_message_text, page, chat_id=self.chat_id,
-                                    message_id=message_id, reply_markup=kb)
+                                    message_id=message_id, reply_markup=kb, idempotent=True)
                 self.sent[i] = (message_id, page)
             else:
                 msg = await call_telegram(self.bot.send_message, self.chat_id, page, reply_markup=kb)
@@ -128,7 +144,8 @@ async def stream_part(bot, chat_id: int, opening) -> None:
         # The story is saved and the chat free again before the buttons appear.
         await reply.finish(part.header + part.text, part_buttons(part))
     except UserError as e:
-        await call_telegram(bot.send_message, chat_id, str(e))
+        if not e.quiet:
+            await call_telegram(bot.send_message, chat_id, str(e))
 
 
 def command_text(update: Update) -> str:
@@ -138,13 +155,18 @@ def command_text(update: Update) -> str:
 
 
 def guarded(handler):
-    """Refuse users outside ALLOWED_USER_IDS before the handler runs."""
+    """Refuse users outside ALLOWED_USER_IDS, and users over the request rate, before the handler runs."""
     async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE):
+        refusal = None
         if not allowed(update, context):
+            refusal = texts.NOT_ALLOWED
+        elif not engine_of(context).limits.request(update.effective_user.id if update.effective_user else 0):
+            refusal = texts.TOO_FAST
+        if refusal:
             if update.callback_query:
-                await update.callback_query.answer(texts.NOT_ALLOWED)
+                await call_telegram(update.callback_query.answer, refusal)
             elif update.effective_message:
-                await call_telegram(update.effective_message.reply_text, texts.NOT_ALLOWED)
+                await call_telegram(update.effective_message.reply_text, refusal)
             return
         await handler(update, context)
     wrapper.__doc__ = handler.__doc__
@@ -161,14 +183,16 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 async def write_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/write 开头: start a new story."""
     chat_id = update.effective_chat.id
-    await stream_part(context.bot, chat_id, engine_of(context).write(chat_id, command_text(update)))
+    await stream_part(context.bot, chat_id,
+                      engine_of(context).write(chat_id, command_text(update), update.effective_user.id))
 
 
 @guarded
 async def continue_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/continue: extend this chat's story."""
     chat_id = update.effective_chat.id
-    await stream_part(context.bot, chat_id, engine_of(context).continue_story(chat_id))
+    await stream_part(context.bot, chat_id,
+                      engine_of(context).continue_story(chat_id, user_id=update.effective_user.id))
 
 
 @guarded
@@ -217,9 +241,10 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     except ValueError:
         return
     if kind == "c" and len(numbers) == 1:
-        await stream_part(context.bot, chat_id, engine.continue_story(chat_id, version=numbers[0]))
+        await stream_part(context.bot, chat_id,
+                          engine.continue_story(chat_id, version=numbers[0], user_id=query.from_user.id))
     elif kind == "r" and len(numbers) == 2:
-        await stream_part(context.bot, chat_id, engine.rewrite(chat_id, *numbers))
+        await stream_part(context.bot, chat_id, engine.rewrite(chat_id, *numbers, user_id=query.from_user.id))
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -251,6 +276,8 @@ async def post_shutdown(app: Application) -> None:
 def build_application(config: BotConfig) -> Application:
     app = (Application.builder().token(config.token).base_url(config.base_url)
            .base_file_url(config.base_url.replace("/bot", "/file/bot"))
+           # A slow answer is waited for rather than given up on: a send that timed out is never repeated.
+           .connect_timeout(10).read_timeout(30).write_timeout(30).pool_timeout(10)
            .concurrent_updates(True).post_init(post_init).post_shutdown(post_shutdown).build())
     app.bot_data["config"] = config
     not_edited = ~filters.UpdateType.EDITED  # an edited message never re-runs a command

@@ -23,7 +23,7 @@ def fake():
 @pytest.fixture(scope="module")
 def bot(fake, tiny_model_dir, tmp_path_factory):
     d = tmp_path_factory.mktemp("bot")
-    proc = BotProcess(fake, tiny_model_dir, d / "bot.sqlite3", d / "bot.log").start()
+    proc = BotProcess(fake, tiny_model_dir, d / "bot.sqlite3", d / "bot.log", RATE_USER_PER_MIN=1000).start()
     yield proc
     proc.stop()
     assert TOKEN not in proc.log(), "the token reached the log"
