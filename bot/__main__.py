@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sqlite3
 import sys
 from pathlib import Path
@@ -34,6 +35,10 @@ def preflight(config: BotConfig) -> None:
     asyncio.run(probe())
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bot", description=__doc__.split("\n")[0])
     ap.add_argument("--console", action="store_true", help="talk to the bot in this terminal instead of Telegram")
@@ -55,10 +60,21 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run_console(config))
         return 0
     from telegram.ext import Application  # noqa: PLC0415
+    from bot.startup import wait_for_api  # noqa: PLC0415
     from bot.telegram_app import build_application  # noqa: PLC0415
 
+    log = logging.getLogger(__name__)
+    log.info("starting; Bot API at %s", config.base_url)
+    signal.signal(signal.SIGTERM, _interrupt)  # until run_polling installs its own handlers
+    try:
+        username = asyncio.run(wait_for_api(config))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    log.info("Bot API reachable: @%s", username)
     app: Application = build_application(config)
-    logging.getLogger(__name__).info("starting; Bot API at %s", config.base_url)
     app.run_polling(bootstrap_retries=-1, allowed_updates=["message", "callback_query"])
     return 0
 

@@ -27,6 +27,7 @@ class BotConfig:
     max_batch: int = 32  # MAX_BATCH, chats generating together in one model call
     max_jobs: int = 64  # MAX_JOBS, generations in flight before "busy, try again"
     log_level: str = "INFO"  # LOG_LEVEL
+    timeout: float = 30.0  # TELEGRAM_TIMEOUT, seconds to wait for one Bot API answer
     limits: LimitConfig = field(default_factory=LimitConfig)  # RATE_* and CHARS_* variables
 
     def __repr__(self) -> str:  # never print the token
@@ -91,6 +92,13 @@ def load_config(env: dict[str, str] | None = None, dotenv: Path = Path(".env"), 
                 raise ConfigError(f"{key} must be a whole number") from None
             if getattr(target, attr) < 1:
                 raise ConfigError(f"{key} must be at least 1")
+    if get("TELEGRAM_TIMEOUT"):
+        try:
+            cfg.timeout = float(get("TELEGRAM_TIMEOUT"))
+        except ValueError:
+            raise ConfigError("TELEGRAM_TIMEOUT must be a number of seconds") from None
+        if not 1 <= cfg.timeout <= 600:
+            raise ConfigError("TELEGRAM_TIMEOUT must be between 1 and 600 seconds")
     if get("LOG_LEVEL"):
         cfg.log_level = get("LOG_LEVEL").upper()
     return cfg

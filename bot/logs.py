@@ -22,9 +22,23 @@ class RedactingFormatter(logging.Formatter):
 def setup_logging(level: str = "INFO", secrets: list[str] | None = None) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets or []))
+    handler.addFilter(OneLineNetworkErrors())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level, logging.INFO))
     # httpx logs every request URL at INFO, and the token is part of each URL.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+class OneLineNetworkErrors(logging.Filter):
+    """PTB logs every failed poll with a full traceback; a network outage deserves one line each."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and type(exc).__module__.startswith("telegram") and \
+                type(exc).__name__ in ("NetworkError", "TimedOut"):
+            record.msg, record.args = "Bot API unreachable while polling (%s); retrying with backoff", (exc,)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True

@@ -110,7 +110,14 @@ class StreamingReply:
                                     message_id=message_id, reply_markup=kb, idempotent=True)
                 self.sent[i] = (message_id, page)
             else:
-                msg = await call_telegram(self.bot.send_message, self.chat_id, page, reply_markup=kb)
+                try:
+                    msg = await call_telegram(self.bot.send_message, self.chat_id, page, reply_markup=kb)
+                except TimedOut:
+                    # It may have arrived: never send it again. While streaming, the next update sends
+                    # the grown page as a new message; a timed-out final send is left as it is.
+                    log.warning("sending to chat %s timed out after %s; not repeating it", self.chat_id,
+                                "the final text" if markup is not None else "a first chunk")
+                    return
                 self.sent.append((msg.message_id, page))
         self.last_edit = time.monotonic()
 
@@ -154,6 +161,21 @@ def command_text(update: Update) -> str:
     return parts[1] if len(parts) > 1 else ""
 
 
+REFUSAL_QUIET_SECONDS = 10.0  # one "太快了" per user per this many seconds
+
+
+def refused_recently(context: ContextTypes.DEFAULT_TYPE, update: Update, refusal: str) -> bool:
+    """True if this user got a refusal in the last few seconds; otherwise note this one."""
+    seen: dict = context.application.bot_data.setdefault("refused", {})
+    uid, now = (update.effective_user.id if update.effective_user else 0), time.monotonic()
+    if now - seen.get(uid, -1e9) < REFUSAL_QUIET_SECONDS:
+        return True
+    if len(seen) > 10_000:
+        seen.clear()
+    seen[uid] = now
+    return False
+
+
 def guarded(handler):
     """Refuse users outside ALLOWED_USER_IDS, and users over the request rate, before the handler runs."""
     async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE):
@@ -162,6 +184,8 @@ def guarded(handler):
             refusal = texts.NOT_ALLOWED
         elif not engine_of(context).limits.request(update.effective_user.id if update.effective_user else 0):
             refusal = texts.TOO_FAST
+        if refusal and refused_recently(context, update, refusal):
+            return  # told a moment ago: stay quiet rather than answer every message of a flood
         if refusal:
             if update.callback_query:
                 await call_telegram(update.callback_query.answer, refusal)
@@ -277,7 +301,7 @@ def build_application(config: BotConfig) -> Application:
     app = (Application.builder().token(config.token).base_url(config.base_url)
            .base_file_url(config.base_url.replace("/bot", "/file/bot"))
            # A slow answer is waited for rather than given up on: a send that timed out is never repeated.
-           .connect_timeout(10).read_timeout(30).write_timeout(30).pool_timeout(10)
+           .connect_timeout(10).read_timeout(config.timeout).write_timeout(config.timeout).pool_timeout(10)
            .concurrent_updates(True).post_init(post_init).post_shutdown(post_shutdown).build())
     app.bot_data["config"] = config
     not_edited = ~filters.UpdateType.EDITED  # an edited message never re-runs a command

@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ class Sent:
 
 
 class FakeTelegram:
-    def __init__(self, token: str = TOKEN):
+    def __init__(self, token: str = TOKEN, port: int = 0):
         self.token = token
         self.lock = threading.Condition()
         self.updates: list[dict] = []
@@ -50,7 +51,9 @@ class FakeTelegram:
         self.faults: dict[str, list] = {}  # method -> list of ("429", seconds) / ("hang", seconds)
         self.commands: list | None = None
         self.polls = 0
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.connections: set = set()  # open client sockets, closed by stop() as a server going away would
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -65,10 +68,16 @@ class FakeTelegram:
         return self
 
     def stop(self) -> None:
-        with self.lock:
-            self.lock.notify_all()
         self.server.shutdown()
         self.server.server_close()
+        with self.lock:
+            for conn in list(self.connections):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                    conn.close()
+                except OSError:
+                    pass
+            self.lock.notify_all()
 
     # ---- playing users --------------------------------------------------------------
 
@@ -106,7 +115,8 @@ class FakeTelegram:
             "message": self._message_json(sent)}})
 
     def fail(self, method: str, kind: str, seconds: float) -> None:
-        """The next call of `method` answers 429 (kind "429") or hangs (kind "hang")."""
+        """The next call of `method` answers 429 (kind "429", seconds), hangs (kind "hang", seconds) before
+        answering, or fails with a 400 (kind "error", description)."""
         with self.lock:
             self.faults.setdefault(method, []).append((kind, seconds))
 
@@ -171,6 +181,8 @@ class FakeTelegram:
                          "parameters": {"retry_after": fault[1]}}
         if fault and fault[0] == "hang":
             time.sleep(fault[1])
+        if fault and fault[0] == "error":
+            return self._bad(str(fault[1]))
         fn = getattr(self, f"api_{method}", None)
         if fn is None:
             return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
@@ -262,6 +274,19 @@ class FakeTelegram:
 
             def log_message(self, *args):  # quiet
                 pass
+
+            def setup(self):
+                super().setup()
+                with fake.lock:
+                    fake.connections.add(self.connection)
+
+            def finish(self):
+                with fake.lock:
+                    fake.connections.discard(self.connection)
+                try:
+                    super().finish()
+                except OSError:
+                    pass
 
             def do_POST(self):
                 self._serve(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
