@@ -78,28 +78,26 @@ class StoryEngine:
     # ---- settings -------------------------------------------------------------------
 
     async def temperature(self, chat_id: int, raw: str | None) -> str:
-        if not raw:
-            return texts.temp_shown((await self.store.settings(chat_id)).temperature)
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            return texts.temp_invalid(raw)
-        if not math.isfinite(value) or not texts.TEMP_MIN <= value <= texts.TEMP_MAX:
-            return texts.temp_invalid(raw)
-        await self.store.set_temperature(chat_id, value)
-        return texts.temp_set(value)
+        """/temp: show, or set if `raw` is a number in [TEMP_MIN, TEMP_MAX]."""
+        return await self._setting(chat_id, raw, float, texts.TEMP_MIN, texts.TEMP_MAX, "temperature",
+                                   self.store.set_temperature, texts.temp_shown, texts.temp_set, texts.temp_invalid)
 
     async def length(self, chat_id: int, raw: str | None) -> str:
-        if not raw:
-            return texts.len_shown((await self.store.settings(chat_id)).length)
+        """/len: show, or set if `raw` is a whole number in [LEN_MIN, LEN_MAX]."""
+        return await self._setting(chat_id, raw, int, texts.LEN_MIN, texts.LEN_MAX, "length",
+                                   self.store.set_length, texts.len_shown, texts.len_set, texts.len_invalid)
+
+    async def _setting(self, chat_id, raw, parse, low, high, name, save, shown, done, invalid) -> str:
+        if not raw or not raw.strip():
+            return shown(getattr(await self.store.settings(chat_id), name))
         try:
-            value = int(raw.strip())
+            value = parse(raw.strip())
         except ValueError:
-            return texts.len_invalid(raw)
-        if not texts.LEN_MIN <= value <= texts.LEN_MAX:
-            return texts.len_invalid(raw)
-        await self.store.set_length(chat_id, value)
-        return texts.len_set(value)
+            return invalid(raw)
+        if not math.isfinite(value) or not low <= value <= high:
+            return invalid(raw)  # the setting stays as it was
+        await save(chat_id, value)
+        return done(value)
 
     # ---- stories --------------------------------------------------------------------
 

@@ -1,0 +1,54 @@
+"""Settings from the environment and .env, and logs that never carry the token."""
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_config, read_dotenv
+from bot.logs import RedactingFormatter
+from tests.bot.fake_telegram import TOKEN
+from tests.conftest import ROOT
+
+
+def test_env_example_documents_every_variable():
+    example = read_dotenv(ROOT / ".env.example")
+    source = (ROOT / "bot" / "config.py").read_text()
+    used = set(re.findall(r'"([A-Z][A-Z_]+)"', source)) - {"INFO"}
+    assert used <= set(example), f"undocumented: {used - set(example)}"
+    cfg = load_config(env={**example, "TELEGRAM_BOT_TOKEN": TOKEN}, dotenv=Path("/nonexistent"))
+    assert cfg.model_dir is None and cfg.limits.user_requests_per_minute == 20
+
+
+def test_dotenv_values_and_environment_precedence(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text(f'# comment\nexport TELEGRAM_BOT_TOKEN="{TOKEN}"\nALLOWED_USER_IDS=1, 2 ,3\nMAX_BATCH=8 # note\n')
+    cfg = load_config(env={"MAX_BATCH": "4"}, dotenv=env_file)
+    assert cfg.token == TOKEN and cfg.allowed_user_ids == {1, 2, 3} and cfg.max_batch == 4
+    assert TOKEN not in repr(cfg)
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"TELEGRAM_BOT_TOKEN": TOKEN, "ALLOWED_USER_IDS": "12,abc"}, "ALLOWED_USER_IDS"),
+    ({"TELEGRAM_BOT_TOKEN": TOKEN, "MAX_JOBS": "0"}, "MAX_JOBS must be at least 1"),
+    ({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": "ftp://x"}, "TELEGRAM_BASE_URL"),
+    ({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_TIMEOUT": "0"}, "TELEGRAM_TIMEOUT"),
+])
+def test_bad_settings_are_named(env, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        load_config(env=env, dotenv=Path("/nonexistent"))
+    assert TOKEN not in str(e.value)
+
+
+def test_formatter_hides_the_token_in_messages_and_tracebacks():
+    fmt = RedactingFormatter("%(levelname)s %(message)s", [TOKEN])
+    try:
+        raise RuntimeError(f"POST https://api.telegram.org/bot{TOKEN}/sendMessage failed")
+    except RuntimeError:
+        import sys
+
+        record = logging.LogRecord("httpx", logging.DEBUG, __file__, 1, "url %s", (f"/bot{TOKEN}/getMe",),
+                                   sys.exc_info())
+    text = fmt.format(record)
+    assert TOKEN not in text and text.count("<TOKEN>") == 2
