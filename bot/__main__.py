@@ -63,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     from bot.startup import wait_for_api  # noqa: PLC0415
     from bot.telegram_app import build_application  # noqa: PLC0415
 
+    from bot.resources import load_model  # noqa: PLC0415
+
+    try:
+        model = load_model(config)
+    except ModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     log = logging.getLogger(__name__)
     log.info("starting; Bot API at %s", config.base_url)
     signal.signal(signal.SIGTERM, _interrupt)  # until run_polling installs its own handlers
@@ -74,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     log.info("Bot API reachable: @%s", username)
-    app: Application = build_application(config)
+    app: Application = build_application(config, model)
     app.run_polling(bootstrap_retries=-1, allowed_updates=["message", "callback_query"])
     return 0
 

@@ -14,17 +14,20 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 
-async def open_resources(config: BotConfig) -> dict:
-    """{"engine": StoryEngine, "close": coroutine function} — the model loads off the event loop."""
+def load_model(config: BotConfig):
+    """Load the model and trace its functions (raises model.ModelError with a readable message)."""
     from model import load  # noqa: PLC0415  (TensorFlow: slow to import)
 
-    def load_and_warm():
-        m = load(config.model_dir)
-        m.warm_up()
-        return m
+    m = load(config.model_dir)
+    m.warm_up()
+    log.info("model %s loaded (%s)", m.path, m.card.get("name"))
+    return m
 
-    model = await asyncio.get_running_loop().run_in_executor(None, load_and_warm)
-    log.info("model %s loaded (%s)", model.path, model.card.get("name"))
+
+async def open_resources(config: BotConfig, model=None) -> dict:
+    """{"engine": StoryEngine, "close": coroutine function}; loads the model (off the loop) unless given."""
+    if model is None:
+        model = await asyncio.get_running_loop().run_in_executor(None, load_model, config)
     store = await Store.open(config.database_path)
     scheduler = Scheduler(model, SchedulerConfig(max_batch=config.max_batch, max_jobs=config.max_jobs))
     scheduler.start()

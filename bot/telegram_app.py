@@ -283,7 +283,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def post_init(app: Application) -> None:
     config: BotConfig = app.bot_data["config"]
-    app.bot_data.update(await open_resources(config))
+    app.bot_data.update(await open_resources(config, app.bot_data.pop("model", None)))
     try:
         await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
     except Exception as e:  # noqa: BLE001  (commands are a convenience; the bot works without)
@@ -297,13 +297,14 @@ async def post_shutdown(app: Application) -> None:
         await close()
 
 
-def build_application(config: BotConfig) -> Application:
+def build_application(config: BotConfig, model=None) -> Application:
     app = (Application.builder().token(config.token).base_url(config.base_url)
            .base_file_url(config.base_url.replace("/bot", "/file/bot"))
            # A slow answer is waited for rather than given up on: a send that timed out is never repeated.
            .connect_timeout(10).read_timeout(config.timeout).write_timeout(config.timeout).pool_timeout(10)
            .concurrent_updates(True).post_init(post_init).post_shutdown(post_shutdown).build())
     app.bot_data["config"] = config
+    app.bot_data["model"] = model  # loaded before polling starts, so a bad model fails at once
     not_edited = ~filters.UpdateType.EDITED  # an edited message never re-runs a command
     for names, handler in ((["start", "help"], help_command), (["write"], write_command),
                            (["continue"], continue_command), (["temp"], temp_command), (["len"], len_command),

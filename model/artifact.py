@@ -40,6 +40,8 @@ def check_model_dir(path: str | Path) -> dict:
     if not path.is_dir():
         raise ModelError(f"{path}: not a directory (a model is a SavedModel directory)")
     missing = [n for n in ("saved_model.pb", "model.json", "variables/variables.index") if not (path / n).exists()]
+    if (path / "variables").is_dir() and not any((path / "variables").glob("variables.data-*")):
+        missing.append("variables/variables.data-*")
     if missing:
         raise ModelError(f"{path}: incomplete model directory, missing {', '.join(missing)}")
     try:

@@ -213,3 +213,46 @@ def test_soak_200_chats_5_commands(fake, tiny_model_dir, tmp_path):
         assert end_rss < start_rss * 1.25 + 50, f"memory grew from {start_rss:.0f} MB to {end_rss:.0f} MB"
     finally:
         bot.stop()
+
+
+def test_refused_token_is_one_line(tiny_model_dir, tmp_path):
+    from tests.conftest import run_python
+
+    other = FakeTelegram(token="987654321:AAAnotherTokenThatTheServerKnows_xyzxyz").start()
+    try:
+        r = run_python("-m", "bot", "--env-file", "/nonexistent", timeout=90, env={
+            "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": other.base_url, "MODEL_DIR": str(tiny_model_dir),
+            "DATABASE_PATH": str(tmp_path / "db")})
+    finally:
+        other.stop()
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [errors[0]] and "refused TELEGRAM_BOT_TOKEN (401)" in errors[0]
+    assert "Traceback" not in r.stderr and TOKEN not in r.stderr
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("variables", "missing variables/variables.index"),
+    ("data", "missing variables/variables.data-*"),
+    ("format", "model format 99"),
+])
+def test_partial_or_incompatible_model_is_named(damage, message, tiny_model_dir, tmp_path):
+    import json
+    import shutil
+
+    from tests.conftest import run_python
+
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, broken)
+    if damage == "variables":
+        shutil.rmtree(broken / "variables")
+    elif damage == "data":
+        for f in (broken / "variables").glob("variables.data-*"):
+            f.unlink()
+    else:
+        card = json.loads((broken / "model.json").read_text())
+        (broken / "model.json").write_text(json.dumps({**card, "format": 99}))
+    r = run_python("-m", "bot", "--env-file", "/nonexistent", timeout=60, env={
+        "TELEGRAM_BOT_TOKEN": TOKEN, "MODEL_DIR": str(broken), "DATABASE_PATH": str(tmp_path / "db")})
+    assert r.returncode == 1 and message in r.stderr and str(broken) in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
