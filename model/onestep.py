@@ -94,8 +94,8 @@ class OneStep(tf.Module):
         return bias[0] if self.cell == "gru" else bias  # GRU keeps input and recurrent biases apart
 
     def _cell(self, w, gx0, states):
-        """One character for every row: layer 0's input projection gx0 [B, G*H], states [S, B, H]
-        -> (states, top h [B, H])."""
+        """One character for every row: layer 0's input projection gx0 [B, G*H] and the states
+        (a tuple of S tensors [B, H]) -> (new states tuple, top h [B, H])."""
         kernels, recurrents, biases, _, _ = w
         new, gx = [], gx0
         for i in range(self.n_layers):
@@ -104,10 +104,9 @@ class OneStep(tf.Module):
             if self.cell == "gru":  # Keras GRU, reset_after=True, gate order z, r, h
                 h = states[i]
                 gh = tf.matmul(h, recurrents[i]) + biases[i][1]
-                xz, xr, xh = tf.split(gx, 3, axis=-1)
-                hz, hr, hh = tf.split(gh, 3, axis=-1)
-                z = tf.sigmoid(xz + hz)
-                r = tf.sigmoid(xr + hr)
+                x_zr, xh = tf.split(gx, [2 * self.units, self.units], axis=-1)
+                h_zr, hh = tf.split(gh, [2 * self.units, self.units], axis=-1)
+                z, r = tf.split(tf.sigmoid(x_zr + h_zr), 2, axis=-1)
                 h = z * h + (1.0 - z) * tf.tanh(xh + r * hh)
                 new.append(h)
             else:  # Keras LSTM, gate order i, f, c, o
@@ -117,7 +116,16 @@ class OneStep(tf.Module):
                 c = tf.sigmoid(gf) * c + tf.sigmoid(gi) * tf.tanh(gc)
                 h = tf.sigmoid(go) * tf.tanh(c)
                 new.extend([h, c])
-        return tf.stack(new), h
+        return tuple(new), h
+
+    def _unstack(self, states):
+        """[S, B, H] -> a tuple of S tensors [B, H]: the loops carry the states unstacked."""
+        return tuple(tf.unstack(states, num=self.n_layers * self.per_layer))
+
+    @staticmethod
+    def _keep(live, new, old):
+        """Per row: the new state where live [B], else the old one."""
+        return tuple(tf.where(live[:, None], n, o) for n, o in zip(new, old))
 
     def _logits(self, w, top):
         return tf.matmul(top, w[3]) + w[4]  # [B, V]
@@ -138,8 +146,7 @@ class OneStep(tf.Module):
         """Feed each row's ids up to its length; rows that are done keep their state."""
         def body(t, states):
             new, _ = self._cell(w, self._input(w, ids[:, t]), states)
-            live = (t < lengths)[None, :, None]
-            return t + 1, tf.where(live, new, states)
+            return t + 1, self._keep(t < lengths, new, states)
 
         _, states = tf.while_loop(lambda t, s: t < tf.shape(ids)[1], body, (tf.constant(0), states))
         return states
@@ -158,9 +165,8 @@ class OneStep(tf.Module):
         threshold = tf.gather(ranked, last, batch_dims=1)
         return tf.where(logits < threshold[:, None], -np.inf, logits)
 
-    def _sample(self, logits, filtering, top_k, top_p, seed):
-        """Gumbel-max sampling from scaled logits [B, V] (temperature and [UNK] applied) -> ids [B]."""
-        logits = tf.cond(filtering, lambda: self._filter(logits, top_k, top_p), lambda: logits)
+    def _sample(self, logits, seed):
+        """Gumbel-max sampling from scaled logits [B, V] (temperature, [UNK] and filters applied) -> ids [B]."""
         u = tf.random.stateless_uniform(tf.shape(logits), seed=seed, minval=1e-20, maxval=1.0)
         return tf.argmax(logits - tf.math.log(-tf.math.log(u)), axis=-1, output_type=tf.int32)
 
@@ -181,23 +187,29 @@ class OneStep(tf.Module):
         tf.debugging.assert_greater_equal(length, 0, message="length must be >= 0")
         w = self._weights()
         ids, lengths = self._encode(prompts)
-        states = self._read(w, ids, lengths, states)
-        out = tf.TensorArray(tf.int32, size=length)
+        states = self._read(w, ids, lengths, self._unstack(states))
         # Per call, not per character: [UNK] masked into the bias, temperature as a factor.
         bias = w[4] + self._unk_mask
         inv_t = 1.0 / temperature[:, None]
+
+        def run(filtered: bool):
+            def body(i, states, out):
+                logits = (tf.matmul(self._top(states), w[3]) + bias) * inv_t
+                if filtered:
+                    logits = self._filter(logits, top_k, top_p)
+                chosen = self._sample(logits, tf.stack([seed, step + tf.cast(i, tf.int64)]))
+                states, _ = self._cell(w, self._input(w, chosen), states)
+                return i + 1, states, out.write(i, chosen)
+
+            out = tf.TensorArray(tf.int32, size=length)
+            _, new, out = tf.while_loop(lambda i, s, o: i < length, body, (tf.constant(0), states, out))
+            return new, tf.reshape(out.stack(), [length, -1])
+
+        # The filters' sort costs more than the rest of a step: loop without it when all are off.
         filtering = tf.reduce_any(top_k > 0) | tf.reduce_any(top_p < 1.0)
-
-        def body(i, states, out):
-            logits = (tf.matmul(self._top(states), w[3]) + bias) * inv_t
-            chosen = self._sample(logits, filtering, top_k, top_p, tf.stack([seed, step + tf.cast(i, tf.int64)]))
-            states, _ = self._cell(w, self._input(w, chosen), states)
-            return i + 1, states, out.write(i, chosen)
-
-        _, states, out = tf.while_loop(lambda i, s, o: i < length, body, (tf.constant(0), states, out))
-        chosen = tf.transpose(tf.reshape(out.stack(), [length, -1]))  # [B, length]
-        text = tf.strings.reduce_join(tf.gather(self.vocab, chosen), axis=1)
-        return {"text": text, "states": states}
+        states, chosen = tf.cond(filtering, lambda: run(True), lambda: run(False))
+        text = tf.strings.reduce_join(tf.gather(self.vocab, tf.transpose(chosen)), axis=1)  # [B]
+        return {"text": text, "states": tf.stack(states)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None, None, None], tf.float32)])
     def score(self, texts, states):
@@ -210,12 +222,12 @@ class OneStep(tf.Module):
             live = t < lengths
             nll += tf.where(live, -tf.cast(picked, tf.float64), 0.0)
             new, _ = self._cell(w, self._input(w, ids[:, t]), states)
-            return t + 1, tf.where(live[None, :, None], new, states), nll
+            return t + 1, self._keep(live, new, states), nll
 
         _, states, nll = tf.while_loop(
             lambda t, s, n: t < tf.shape(ids)[1], body,
-            (tf.constant(0), states, tf.zeros([tf.shape(ids)[0]], tf.float64)))
-        return {"nll": nll, "chars": lengths, "states": states}
+            (tf.constant(0), self._unstack(states), tf.zeros([tf.shape(ids)[0]], tf.float64)))
+        return {"nll": nll, "chars": lengths, "states": tf.stack(states)}
 
 
 def export(weights: dict, chars: list[str], cell: str, card: dict, path) -> None:

@@ -61,12 +61,14 @@ def main(argv=None) -> int:
                          MAX_JOBS=max(64, args.chats)).start()
         try:
             result = run_load(fake, args.chats, args.length)
+            with open(f"/proc/{bot.proc.pid}/status") as f:
+                result["bot_rss_mb"] = next(int(x.split()[1]) for x in f if x.startswith("VmRSS:")) / 1024
         finally:
             bot.stop()
             fake.stop()
     print(f"{args.chats} chats × {args.length} chars: first text p50 {result['first_p50_s']:.2f} s, "
           f"p95 {result['first_p95_s']:.2f} s; final text p50 {result['final_p50_s']:.2f} s, "
-          f"p95 {result['final_p95_s']:.2f} s")
+          f"p95 {result['final_p95_s']:.2f} s; the bot's memory afterwards {result['bot_rss_mb']:.0f} MB")
     print("RESULT " + json.dumps(result))
     return 0
 
