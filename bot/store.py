@@ -7,6 +7,7 @@ refuses to open a database whose newest migration is newer than this code knows.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -74,6 +75,24 @@ class Story:
 class Store:
     def __init__(self, db: aiosqlite.Connection, path: Path):
         self.db, self.path = db, path
+        # Handlers run concurrently on one connection: a commit while another handler's statement
+        # is open fails ("SQL statements in progress"), so each operation runs whole, one at a time.
+        self.lock = asyncio.Lock()
+
+    async def _fetchone(self, sql: str, params: tuple):
+        async with self.lock:
+            rows = await self.db.execute_fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def _write(self, sql: str, params: tuple, fetch: bool = False):
+        async with self.lock:
+            try:
+                rows = await self.db.execute_fetchall(sql, params)
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()
+                raise
+        return rows[0] if fetch and rows else None
 
     @classmethod
     async def open(cls, path: str | Path) -> "Store":
@@ -103,37 +122,29 @@ class Store:
         await self.db.close()
 
     async def settings(self, chat_id: int) -> Settings:
-        async with self.db.execute(SELECT_SETTINGS, (chat_id,)) as cur:
-            row = await cur.fetchone()
+        row = await self._fetchone(SELECT_SETTINGS, (chat_id,))
         return Settings(*row) if row else Settings()
 
     async def set_temperature(self, chat_id: int, value: float) -> None:
-        await self.db.execute(UPSERT_TEMPERATURE, (chat_id, value, DEFAULT_LENGTH))
-        await self.db.commit()
+        await self._write(UPSERT_TEMPERATURE, (chat_id, value, DEFAULT_LENGTH))
 
     async def set_length(self, chat_id: int, value: int) -> None:
-        await self.db.execute(UPSERT_LENGTH, (chat_id, DEFAULT_TEMPERATURE, value))
-        await self.db.commit()
+        await self._write(UPSERT_LENGTH, (chat_id, DEFAULT_TEMPERATURE, value))
 
     async def story(self, chat_id: int) -> Story | None:
-        async with self.db.execute(SELECT_STORY, (chat_id,)) as cur:
-            row = await cur.fetchone()
+        row = await self._fetchone(SELECT_STORY, (chat_id,))
         return Story(*row) if row else None
 
     async def start_story(self, chat_id: int, prompt: str) -> int:
         """Replace the chat's story with a new one holding the prompt; returns its version."""
-        async with self.db.execute(START_STORY, (chat_id, prompt, len(prompt))) as cur:
-            (version,) = await cur.fetchone()
-        await self.db.commit()
+        (version,) = await self._write(START_STORY, (chat_id, prompt, len(prompt)), fetch=True)
         return version
 
     async def save_story(self, chat_id: int, version: int, text: str, last_part_start: int) -> None:
-        await self.db.execute(SAVE_STORY, (text, last_part_start, chat_id, version))
-        await self.db.commit()
+        await self._write(SAVE_STORY, (text, last_part_start, chat_id, version))
 
     async def reset_story(self, chat_id: int) -> None:
-        await self.db.execute(RESET_STORY, (chat_id,))
-        await self.db.commit()
+        await self._write(RESET_STORY, (chat_id,))
 
 
 async def migrate(db: aiosqlite.Connection, path: Path) -> None:

@@ -62,7 +62,11 @@ async def call_telegram(fn, /, *args, idempotent: bool = False, **kwargs):
             log.warning("%s timed out; trying again in %.0f s", fn.__name__, delay)
             await asyncio.sleep(delay)
             delay = min(2 * delay, 30.0)
-        except NetworkError as e:  # refused or dropped before an answer: try again, backing off
+        except NetworkError as e:
+            # A connection that never opened carried nothing: safe to repeat. Other failures
+            # (a dropped answer) may follow a delivered send, so only idempotent calls repeat.
+            if not (idempotent or "Connect" in str(e)):
+                raise
             log.warning("%s failed (%s); trying again in %.0f s", fn.__name__, e, delay)
             await asyncio.sleep(delay)
             delay = min(2 * delay, 30.0)

@@ -53,6 +53,7 @@ class FakeTelegram:
         self.polls = 0
         self.connections: set = set()  # open client sockets, closed by stop() as a server going away would
         ThreadingHTTPServer.allow_reuse_address = True
+        ThreadingHTTPServer.request_queue_size = 1024  # a load test opens hundreds of connections at once
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

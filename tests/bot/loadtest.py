@@ -58,7 +58,8 @@ def main(argv=None) -> int:
     fake = FakeTelegram().start()
     with tempfile.TemporaryDirectory() as d:
         bot = BotProcess(fake, args.model, Path(d) / "db.sqlite3", Path(d) / "bot.log", LOG_LEVEL="INFO",
-                         MAX_JOBS=max(64, args.chats)).start()
+                         MAX_JOBS=max(64, args.chats), RATE_GLOBAL_PER_MIN=10**6,
+                         CHARS_GLOBAL_PER_HOUR=10**9).start()
         try:
             result = run_load(fake, args.chats, args.length)
             with open(f"/proc/{bot.proc.pid}/status") as f:
@@ -66,9 +67,13 @@ def main(argv=None) -> int:
         finally:
             bot.stop()
             fake.stop()
+        log = bot.log().splitlines()
+        result["log_errors"] = sum(" ERROR " in line for line in log)
+        result["log_warnings"] = sum(" WARNING " in line for line in log)
     print(f"{args.chats} chats × {args.length} chars: first text p50 {result['first_p50_s']:.2f} s, "
           f"p95 {result['first_p95_s']:.2f} s; final text p50 {result['final_p50_s']:.2f} s, "
-          f"p95 {result['final_p95_s']:.2f} s; the bot's memory afterwards {result['bot_rss_mb']:.0f} MB")
+          f"p95 {result['final_p95_s']:.2f} s; the bot's memory afterwards {result['bot_rss_mb']:.0f} MB; "
+          f"{result['log_errors']} errors and {result['log_warnings']} warnings logged")
     print("RESULT " + json.dumps(result))
     return 0
 

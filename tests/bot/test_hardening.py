@@ -42,6 +42,7 @@ def test_sigkill_mid_generation_loses_nothing_written_before(fake, tiny_model_di
     fake.command(1, "/continue")
     fake.wait_for(lambda: len(fake.chat(1)) >= 4, 30, "the next part to start")
     bot.stop(signal.SIGKILL)
+    time.sleep(3.5)  # let the fake server finish the killed bot's hung request
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     bot = BotProcess(fake, tiny_model_dir, db, tmp_path / "2.log").start()

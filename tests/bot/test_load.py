@@ -18,5 +18,6 @@ def test_eight_chats_at_once(tiny_model_dir, tmp_path):
         fake.stop()
     print(result)
     assert result["all_complete"]
+    assert " ERROR " not in bot.log()
     assert result["first_p95_s"] < result["final_p95_s"]
     assert result["first_p95_s"] < 5.0
