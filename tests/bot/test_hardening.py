@@ -40,7 +40,7 @@ def test_sigkill_mid_generation_loses_nothing_written_before(fake, tiny_model_di
     reply_after(fake, 1, "/len 2000")
     fake.fail("editMessageText", "hang", 3)  # keep the next part in flight
     fake.command(1, "/continue")
-    fake.wait_for(lambda: len(fake.chat(1)) >= 4, 30, "the next part to start")
+    fake.wait_for(lambda: len(fake.chat(1)) >= 5, 30, "the next part's first text")
     bot.stop(signal.SIGKILL)
     time.sleep(3.5)  # let the fake server finish the killed bot's hung request
     with sqlite3.connect(db) as conn:
