@@ -1,0 +1,53 @@
+"""StreamingReply on a recording stand-in for the Bot: 4,096-character pages, final text in full."""
+
+import asyncio
+from types import SimpleNamespace
+
+from bot import telegram_app
+from bot.telegram_app import StreamingReply
+
+
+class RecordingBot:
+    def __init__(self):
+        self.messages, self.next_id = {}, 1
+
+    async def send_message(self, chat_id, text, reply_markup=None):
+        assert 0 < len(text) <= 4096
+        self.messages[self.next_id] = (text, reply_markup)
+        self.next_id += 1
+        return SimpleNamespace(message_id=self.next_id - 1)
+
+    async def edit_message_text(self, text, chat_id, message_id, reply_markup=None):
+        assert 0 < len(text) <= 4096
+        self.messages[message_id] = (text, reply_markup)
+
+
+def test_long_text_continues_in_new_messages_with_buttons_on_the_last(monkeypatch):
+    monkeypatch.setattr(telegram_app, "EDIT_INTERVAL", 0.0)
+    bot = RecordingBot()
+    reply = StreamingReply(bot, chat_id=1)
+    text = "".join(chr(0x4E00 + i % 500) for i in range(9000))
+
+    async def go():
+        for end in range(100, 9001, 700):
+            await reply.update(text[:end])
+        await reply.finish(text, markup="BUTTONS")
+
+    asyncio.run(go())
+    pages = [bot.messages[i] for i in sorted(bot.messages)]
+    assert "".join(t for t, _ in pages) == text
+    assert [len(t) for t, _ in pages] == [4096, 4096, 808]
+    assert [m for _, m in pages] == [None, None, "BUTTONS"]
+
+
+def test_updates_within_a_second_are_skipped_but_the_final_text_is_not():
+    bot = RecordingBot()
+    reply = StreamingReply(bot, chat_id=1)
+
+    async def go():
+        await reply.update("乔峰")  # the first text goes out at once
+        await reply.update("乔峰带阿")  # too soon for an edit
+        await reply.finish("乔峰带阿朱", markup="B")
+
+    asyncio.run(go())
+    assert bot.messages == {1: ("乔峰带阿朱", "B")}
