@@ -20,19 +20,24 @@ from bot.config import BotConfig, ConfigError, load_config
 from bot.logs import setup_logging
 
 
-def preflight(config: BotConfig) -> None:
-    """Fail fast, with one line, on a model or database the bot could not use."""
+def preflight(config: BotConfig):
+    """Fail with one line on a model or database the bot could not use; returns the loaded model.
+
+    The cheap checks come first, so their errors print before TensorFlow (and its chatter) loads.
+    """
     from model import check_model_dir  # noqa: PLC0415
     from model.artifact import DEFAULT_MODEL_DIR  # noqa: PLC0415
+    from bot.resources import load_model  # noqa: PLC0415
+    from bot.store import Store  # noqa: PLC0415
 
     check_model_dir(config.model_dir or DEFAULT_MODEL_DIR)
-    from bot.store import Store  # noqa: PLC0415
 
     async def probe():
         store = await Store.open(config.database_path)
         await store.close()
 
     asyncio.run(probe())
+    return load_model(config)
 
 
 def _interrupt(signum, frame):
@@ -50,26 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(dotenv=args.env_file, need_token=not args.console)
         setup_logging(config.log_level, secrets=[config.token])
-        preflight(config)
+        model = preflight(config)
     except (ConfigError, ModelError, StoreError, sqlite3.Error) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if args.console:
         from bot.console import run_console  # noqa: PLC0415
 
-        asyncio.run(run_console(config))
+        asyncio.run(run_console(config, model))
         return 0
     from telegram.ext import Application  # noqa: PLC0415
     from bot.startup import wait_for_api  # noqa: PLC0415
     from bot.telegram_app import build_application  # noqa: PLC0415
 
-    from bot.resources import load_model  # noqa: PLC0415
-
-    try:
-        model = load_model(config)
-    except ModelError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     log = logging.getLogger(__name__)
     log.info("starting; Bot API at %s", config.base_url)
     signal.signal(signal.SIGTERM, _interrupt)  # until run_polling installs its own handlers

@@ -19,9 +19,9 @@ from bot.resources import open_resources
 CONSOLE_CHAT = 0
 
 
-async def run_console(config: BotConfig, stdin=None, stdout=None) -> None:
+async def run_console(config: BotConfig, model, stdin=None, stdout=None) -> None:
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
-    res = await open_resources(config)
+    res = await open_resources(config, model)
     engine = res["engine"]
     loop = asyncio.get_running_loop()
     last_part = None

@@ -36,43 +36,45 @@ class Window:
         self.total += amount
 
 
+class Quota:
+    """A limit per user and a limit for everyone together, over one sliding window."""
+
+    def __init__(self, seconds: float, per_user: int, everyone: int):
+        self.seconds, self.per_user, self.everyone_limit = seconds, per_user, everyone
+        self.users: dict[int, Window] = {}
+        self.everyone = Window(seconds)
+
+    def take(self, now: float, user_id: int, amount: int) -> bool:
+        """Count `amount`; False (and nothing counted) if that would pass either limit."""
+        mine = self.users.setdefault(user_id, Window(self.seconds))
+        if mine.used(now) + amount > self.per_user or self.everyone.used(now) + amount > self.everyone_limit:
+            return False
+        self.add(now, user_id, amount)
+        if len(self.users) > 1000:  # drop users with nothing left in their window
+            for uid in [u for u, w in self.users.items() if w.used(now) == 0]:
+                del self.users[uid]
+        return True
+
+    def add(self, now: float, user_id: int, amount: int) -> None:
+        self.users.setdefault(user_id, Window(self.seconds)).add(now, amount)
+        self.everyone.add(now, amount)
+
+
 class Limits:
     def __init__(self, config: LimitConfig | None = None, clock=time.monotonic):
-        self.config, self.clock = config or LimitConfig(), clock
-        self.user_requests: dict[int, Window] = {}
-        self.user_chars: dict[int, Window] = {}
-        self.all_requests, self.all_chars = Window(60), Window(3600)
+        c = self.config = config or LimitConfig()
+        self.clock = clock
+        self.requests = Quota(60, c.user_requests_per_minute, c.global_requests_per_minute)
+        self.chars = Quota(3600, c.user_chars_per_hour, c.global_chars_per_hour)
 
     def request(self, user_id: int) -> bool:
         """Count one request; False if the user or everyone is over the per-minute limit."""
-        now, c = self.clock(), self.config
-        mine = self.user_requests.setdefault(user_id, Window(60))
-        if mine.used(now) >= c.user_requests_per_minute or self.all_requests.used(now) >= c.global_requests_per_minute:
-            return False
-        mine.add(now, 1)
-        self.all_requests.add(now, 1)
-        self._forget_idle(self.user_requests, now)
-        return True
+        return self.requests.take(self.clock(), user_id, 1)
 
     def characters(self, user_id: int, amount: int) -> bool:
         """Reserve `amount` generated characters; False if that would pass an hourly limit."""
-        now, c = self.clock(), self.config
-        mine = self.user_chars.setdefault(user_id, Window(3600))
-        if (mine.used(now) + amount > c.user_chars_per_hour
-                or self.all_chars.used(now) + amount > c.global_chars_per_hour):
-            return False
-        mine.add(now, amount)
-        self.all_chars.add(now, amount)
-        self._forget_idle(self.user_chars, now)
-        return True
+        return self.chars.take(self.clock(), user_id, amount)
 
     def refund(self, user_id: int, amount: int) -> None:
         """Give back characters reserved for a generation that never started."""
-        now = self.clock()
-        self.user_chars.setdefault(user_id, Window(3600)).add(now, -amount)
-        self.all_chars.add(now, -amount)
-
-    def _forget_idle(self, windows: dict[int, Window], now: float) -> None:
-        if len(windows) > 1000:  # drop users with nothing left in their window
-            for uid in [u for u, w in windows.items() if w.used(now) == 0]:
-                del windows[uid]
+        self.chars.add(self.clock(), user_id, -amount)

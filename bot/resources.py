@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from bot.config import BotConfig
@@ -24,10 +23,8 @@ def load_model(config: BotConfig):
     return m
 
 
-async def open_resources(config: BotConfig, model=None) -> dict:
-    """{"engine": StoryEngine, "close": coroutine function}; loads the model (off the loop) unless given."""
-    if model is None:
-        model = await asyncio.get_running_loop().run_in_executor(None, load_model, config)
+async def open_resources(config: BotConfig, model) -> dict:
+    """{"engine": StoryEngine, "close": coroutine function} around a loaded model (see load_model)."""
     store = await Store.open(config.database_path)
     scheduler = Scheduler(model, SchedulerConfig(max_batch=config.max_batch, max_jobs=config.max_jobs))
     scheduler.start()

@@ -45,7 +45,7 @@ async def call_telegram(fn, /, *args, idempotent: bool = False, **kwargs):
     that timed out is not sent again, so no text is ever sent twice.
     """
     delay = 1.0
-    for attempt in range(8):
+    for _ in range(8):
         try:
             return await fn(*args, **kwargs)
         except RetryAfter as e:
@@ -56,18 +56,14 @@ async def call_telegram(fn, /, *args, idempotent: bool = False, **kwargs):
             if "not modified" in str(e).lower():
                 return None
             raise
-        except TimedOut:
-            if not idempotent:
+        except NetworkError as e:  # TimedOut included
+            # A connection that never opened carried nothing: safe to repeat. A timeout or a
+            # dropped answer may follow a delivered send, so then only idempotent calls repeat.
+            timed_out = isinstance(e, TimedOut)
+            if not (idempotent or (not timed_out and "Connect" in str(e))):
                 raise
-            log.warning("%s timed out; trying again in %.0f s", fn.__name__, delay)
-            await asyncio.sleep(delay)
-            delay = min(2 * delay, 30.0)
-        except NetworkError as e:
-            # A connection that never opened carried nothing: safe to repeat. Other failures
-            # (a dropped answer) may follow a delivered send, so only idempotent calls repeat.
-            if not (idempotent or "Connect" in str(e)):
-                raise
-            log.warning("%s failed (%s); trying again in %.0f s", fn.__name__, e, delay)
+            log.warning("%s %s; trying again in %.0f s", fn.__name__, "timed out" if timed_out else f"failed ({e})",
+                        delay)
             await asyncio.sleep(delay)
             delay = min(2 * delay, 30.0)
     return await fn(*args, **kwargs)
@@ -168,10 +164,10 @@ def command_text(update: Update) -> str:
 REFUSAL_QUIET_SECONDS = 10.0  # one "太快了" per user per this many seconds
 
 
-def refused_recently(context: ContextTypes.DEFAULT_TYPE, update: Update, refusal: str) -> bool:
+def refused_recently(context: ContextTypes.DEFAULT_TYPE, uid: int) -> bool:
     """True if this user got a refusal in the last few seconds; otherwise note this one."""
     seen: dict = context.application.bot_data.setdefault("refused", {})
-    uid, now = (update.effective_user.id if update.effective_user else 0), time.monotonic()
+    now = time.monotonic()
     if now - seen.get(uid, -1e9) < REFUSAL_QUIET_SECONDS:
         return True
     if len(seen) > 10_000:
@@ -183,12 +179,12 @@ def refused_recently(context: ContextTypes.DEFAULT_TYPE, update: Update, refusal
 def guarded(handler):
     """Refuse users outside ALLOWED_USER_IDS, and users over the request rate, before the handler runs."""
     async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE):
-        refusal = None
+        refusal, uid = None, update.effective_user.id if update.effective_user else 0
         if not allowed(update, context):
             refusal = texts.NOT_ALLOWED
-        elif not engine_of(context).limits.request(update.effective_user.id if update.effective_user else 0):
+        elif not engine_of(context).limits.request(uid):
             refusal = texts.TOO_FAST
-        if refusal and refused_recently(context, update, refusal):
+        if refusal and refused_recently(context, uid):
             return  # told a moment ago: stay quiet rather than answer every message of a flood
         if refusal:
             if update.callback_query:
@@ -287,7 +283,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def post_init(app: Application) -> None:
     config: BotConfig = app.bot_data["config"]
-    app.bot_data.update(await open_resources(config, app.bot_data.pop("model", None)))
+    app.bot_data.update(await open_resources(config, app.bot_data.pop("model")))
     try:
         await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
     except Exception as e:  # noqa: BLE001  (commands are a convenience; the bot works without)
@@ -301,7 +297,7 @@ async def post_shutdown(app: Application) -> None:
         await close()
 
 
-def build_application(config: BotConfig, model=None) -> Application:
+def build_application(config: BotConfig, model) -> Application:
     app = (Application.builder().token(config.token).base_url(config.base_url)
            .base_file_url(config.base_url.replace("/bot", "/file/bot"))
            # A slow answer is waited for rather than given up on: a send that timed out is never repeated.

@@ -82,7 +82,7 @@ class CharModel:
             self._m = tf.saved_model.load(str(self.path))
         except Exception as e:  # a damaged SavedModel can fail in many ways
             raise ModelError(f"{self.path}: cannot load SavedModel ({type(e).__name__}: {str(e)[:200]})") from None
-        self._run = self._in_process(self._m)
+        self._run = self._in_process()
         self.num_states = int(self._m.num_states.numpy())
         self.units = int(self._m.state_units.numpy())
         self.vocab_size = int(self._m.vocab_size.numpy())
@@ -98,7 +98,7 @@ class CharModel:
     def chars(self) -> list[str]:
         return [c.decode("utf-8") for c in self._m.vocab.numpy()]
 
-    def _in_process(self, saved):
+    def _in_process(self):
         """The same OneStep graph, rebuilt here with the weights widened to float32 once.
 
         The SavedModel's own functions widen its float16 weights on every call; for a
