@@ -74,6 +74,12 @@ class FakeTelegram:
         self.thread.start()
         return self
 
+    def __enter__(self) -> "FakeTelegram":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.bot.fake_telegram import TOKEN, FakeTelegram
+from tests.bot.fake_telegram import TOKEN, FakeTelegram, Sent
 from tests.conftest import ROOT
 
 
@@ -21,11 +21,17 @@ class BotProcess:
                     "LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1", **{k: str(v) for k, v in env.items()}}
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 90) -> "BotProcess":
-        polls = self.fake.polls
+    def spawn(self) -> "BotProcess":
+        """Start `python -m bot` and return at once."""
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "bot", "--env-file", "/nonexistent"], cwd=ROOT,
                                      env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        return self
+
+    def start(self, timeout: float = 90) -> "BotProcess":
+        """Start it and wait until it polls the fake server."""
+        polls = self.fake.polls
+        self.spawn()
         deadline = time.monotonic() + timeout
         while self.fake.polls <= polls:
             if self.proc.poll() is not None:
@@ -36,15 +42,40 @@ class BotProcess:
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 20) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(sig)
+        """Send `sig` and wait (kill if it hangs); a bot already stopped is left as it is."""
+        if self.proc is None:
+            return 0
         try:
-            return self.proc.wait(timeout)
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
+                self.proc.wait(timeout)
+            return self.proc.returncode
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
             self._log.close()
 
+    def rss_mb(self) -> float:
+        """The running bot's resident memory."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def reply_after(fake: FakeTelegram, chat_id: int, text: str, **kw) -> Sent:
+    """Send a command; return the bot's first message after it."""
+    before = len(fake.chat(chat_id))
+    fake.command(chat_id, text, **kw)
+    fake.wait_for(lambda: len(fake.chat(chat_id)) > before, 60, f"a reply to {text!r}")
+    return fake.chat(chat_id)[before]
+
+
+def finished_part(fake: FakeTelegram, chat_id: int, text: str, **kw) -> Sent:
+    """Send a generating command; wait for its part to be final (buttons on it)."""
+    before = {m.message_id for m in fake.chat(chat_id) if m.reply_markup}
+    fake.command(chat_id, text, **kw)
+    return fake.wait_for(lambda: next((m for m in fake.chat(chat_id)
+                                       if m.reply_markup and m.message_id not in before), None),
+                         60, f"the part for {text!r}")

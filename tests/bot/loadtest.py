@@ -55,18 +55,15 @@ def main(argv=None) -> int:
     ap.add_argument("--length", type=int, default=300)
     ap.add_argument("--model", type=Path, default=Path("model/default"))
     args = ap.parse_args(argv)
-    fake = FakeTelegram().start()
-    with tempfile.TemporaryDirectory() as d:
+    with FakeTelegram() as fake, tempfile.TemporaryDirectory() as d:
         bot = BotProcess(fake, args.model, Path(d) / "db.sqlite3", Path(d) / "bot.log", LOG_LEVEL="INFO",
                          MAX_JOBS=max(64, args.chats), RATE_GLOBAL_PER_MIN=10**6,
                          CHARS_GLOBAL_PER_HOUR=10**9).start()
         try:
             result = run_load(fake, args.chats, args.length)
-            with open(f"/proc/{bot.proc.pid}/status") as f:
-                result["bot_rss_mb"] = next(int(x.split()[1]) for x in f if x.startswith("VmRSS:")) / 1024
+            result["bot_rss_mb"] = bot.rss_mb()
         finally:
             bot.stop()
-            fake.stop()
         log = bot.log().splitlines()
         result["log_errors"] = sum(" ERROR " in line for line in log)
         result["log_warnings"] = sum(" WARNING " in line for line in log)

@@ -1,7 +1,5 @@
 """End to end: `python -m bot` in a subprocess, talking real HTTP to the fake Bot API server."""
 
-import json
-import signal
 import sqlite3
 import time
 
@@ -9,15 +7,15 @@ import pytest
 
 from bot import texts
 from tests.bot.fake_telegram import TOKEN, FakeTelegram
-from tests.bot.harness import BotProcess
+from tests.bot.harness import BotProcess, finished_part, reply_after
 from tests.conftest import run_python
 
 
 @pytest.fixture(scope="module")
 def fake():
-    server = FakeTelegram().start()
-    yield server
-    server.stop()
+    """One server for this module's shared bot (each test uses chats of its own)."""
+    with FakeTelegram() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -27,22 +25,6 @@ def bot(fake, tiny_model_dir, tmp_path_factory):
     yield proc
     proc.stop()
     assert TOKEN not in proc.log(), "the token reached the log"
-
-
-def reply_after(fake, chat_id, text, **kw):
-    before = len(fake.chat(chat_id))
-    fake.command(chat_id, text, **kw)
-    fake.wait_for(lambda: len(fake.chat(chat_id)) > before, 60, f"a reply to {text!r}")
-    return fake.chat(chat_id)[before]
-
-
-def finished_part(fake, chat_id, text, **kw):
-    """Send a generating command; wait for its part to be final (buttons on it)."""
-    before = {m.message_id for m in fake.chat(chat_id) if m.reply_markup}
-    fake.command(chat_id, text, **kw)
-    return fake.wait_for(lambda: next((m for m in fake.chat(chat_id)
-                                       if m.reply_markup and m.message_id not in before), None),
-                         60, f"the part for {text!r}")
 
 
 def test_help_and_commands_registered(fake, bot):
@@ -169,43 +151,6 @@ def test_429_while_streaming_is_obeyed_and_final_text_sent_once(fake, bot):
     part = finished_part(fake, 10, "/write 阿朱")
     assert len(part.text) == 2 + 300
     assert sum(1 for m in fake.chat(10) if m.text.startswith("阿朱")) == 1
-
-
-@pytest.fixture
-def own_fake():
-    """A server of its own, so no other bot process answers this test's chats."""
-    server = FakeTelegram().start()
-    yield server
-    server.stop()
-
-
-def test_restart_keeps_settings_and_story_and_sigterm_is_clean(own_fake, tiny_model_dir, tmp_path):
-    fake = own_fake
-    db = tmp_path / "bot.sqlite3"
-    first = BotProcess(fake, tiny_model_dir, db, tmp_path / "1.log").start()
-    reply_after(fake, 20, "/temp 0.5")
-    reply_after(fake, 20, "/len 50")
-    part = finished_part(fake, 20, "/write 王语嫣")
-    t0 = time.monotonic()
-    assert first.stop(signal.SIGTERM) == 0
-    assert time.monotonic() - t0 < 10, "SIGTERM stops within a few seconds"
-    assert oct(db.stat().st_mode & 0o777) == "0o600", "database readable by its owner only"
-    second = BotProcess(fake, tiny_model_dir, db, tmp_path / "2.log", ALLOWED_USER_IDS="20,21").start()
-    try:
-        assert reply_after(fake, 20, "/temp").text == texts.temp_shown(0.5)
-        more = finished_part(fake, 20, "/continue")
-        assert len(more.text) == 50
-        doc = reply_after(fake, 20, "/story")
-        assert doc.document is not None, doc.text
-        assert doc.document.decode() == part.text + more.text
-        assert reply_after(fake, 30, "/write 不让写").text == texts.NOT_ALLOWED
-    finally:
-        second.stop()
-    for log in (first.log(), second.log()):
-        assert TOKEN not in log
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == 1
 
 
 @pytest.mark.parametrize("env,message", [

@@ -9,15 +9,7 @@ import pytest
 
 from bot import texts
 from tests.bot.fake_telegram import TOKEN, FakeTelegram
-from tests.bot.harness import BotProcess
-from tests.bot.test_e2e import finished_part, reply_after
-
-
-@pytest.fixture
-def fake():
-    server = FakeTelegram().start()
-    yield server
-    server.stop()
+from tests.bot.harness import BotProcess, finished_part, reply_after
 
 
 def free_port() -> int:
@@ -26,14 +18,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
-
-
-def test_sigkill_mid_generation_loses_nothing_written_before(fake, tiny_model_dir, tmp_path):
-    db = tmp_path / "bot.sqlite3"
-    bot = BotProcess(fake, tiny_model_dir, db, tmp_path / "1.log").start()
+def test_sigkill_mid_generation_loses_nothing_written_before(fake, start_bot, tmp_path):
+    bot = start_bot(fake, log="1.log")
     reply_after(fake, 1, "/temp 1.3")
     reply_after(fake, 1, "/len 100")
     part = finished_part(fake, 1, "/write 萧峰")
@@ -43,34 +29,49 @@ def test_sigkill_mid_generation_loses_nothing_written_before(fake, tiny_model_di
     fake.wait_for(lambda: len(fake.chat(1)) >= 5, 30, "the next part's first text")
     bot.stop(signal.SIGKILL)
     time.sleep(3.5)  # let the fake server finish the killed bot's hung request
+    with sqlite3.connect(tmp_path / "db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    start_bot(fake, log="2.log")
+    assert reply_after(fake, 1, "/temp").text == texts.temp_shown(1.3)
+    reply_after(fake, 1, "/len 60")
+    more = finished_part(fake, 1, "/continue")
+    assert len(more.text) == 60
+    doc = reply_after(fake, 1, "/story")
+    assert doc.document.decode().startswith(part.text)
+
+
+def test_restart_keeps_settings_and_story_and_sigterm_is_clean(fake, start_bot, tmp_path):
+    db = tmp_path / "db"
+    first = start_bot(fake, log="1.log")
+    reply_after(fake, 20, "/temp 0.5")
+    reply_after(fake, 20, "/len 50")
+    part = finished_part(fake, 20, "/write 王语嫣")
+    t0 = time.monotonic()
+    assert first.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - t0 < 10, "SIGTERM stops within a few seconds"
+    assert oct(db.stat().st_mode & 0o777) == "0o600", "database readable by its owner only"
+    second = start_bot(fake, log="2.log", ALLOWED_USER_IDS="20,21")
+    assert reply_after(fake, 20, "/temp").text == texts.temp_shown(0.5)
+    more = finished_part(fake, 20, "/continue")
+    assert len(more.text) == 50
+    doc = reply_after(fake, 20, "/story")
+    assert doc.document is not None, doc.text
+    assert doc.document.decode() == part.text + more.text
+    assert reply_after(fake, 30, "/write 不让写").text == texts.NOT_ALLOWED
+    second.stop()
+    for log in (first.log(), second.log()):
+        assert TOKEN not in log
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    bot = BotProcess(fake, tiny_model_dir, db, tmp_path / "2.log").start()
-    try:
-        assert reply_after(fake, 1, "/temp").text == texts.temp_shown(1.3)
-        reply_after(fake, 1, "/len 60")
-        more = finished_part(fake, 1, "/continue")
-        assert len(more.text) == 60
-        doc = reply_after(fake, 1, "/story")
-        assert doc.document.decode().startswith(part.text)
-    finally:
-        bot.stop()
+        assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == 1
 
 
 def test_api_unreachable_at_start_and_gone_for_a_while(tiny_model_dir, tmp_path):
     port = free_port()
     down = FakeTelegram(port=port)
     down.server.server_close()  # nothing listens on the port yet
-    bot = BotProcess(down, tiny_model_dir, tmp_path / "db", tmp_path / "bot.log")
-    bot.env["TELEGRAM_BASE_URL"] = f"http://127.0.0.1:{port}/bot"
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
-    log = open(tmp_path / "bot.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "--env-file", "/nonexistent"], cwd=ROOT, env=bot.env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    bot = BotProcess(down, tiny_model_dir, tmp_path / "db", tmp_path / "bot.log").spawn()
+    proc = bot.proc
     try:
         deadline = time.monotonic() + 60
         while (tmp_path / "bot.log").read_text(errors="replace").count("unreachable") < 3:
@@ -90,9 +91,7 @@ def test_api_unreachable_at_start_and_gone_for_a_while(tiny_model_dir, tmp_path)
         again.wait_for(lambda: again.chat(6), 90, "an answer after the API came back")
         again.stop()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
-        log.close()
+        bot.stop()
     text = (tmp_path / "bot.log").read_text(errors="replace")
     assert TOKEN not in text
     retries = [line for line in text.splitlines() if "unreachable" in line]
@@ -101,131 +100,108 @@ def test_api_unreachable_at_start_and_gone_for_a_while(tiny_model_dir, tmp_path)
     assert "Traceback" not in text
 
 
-def test_timeouts_on_edits_are_retried_and_the_final_text_arrives_once(fake, tiny_model_dir, tmp_path):
-    bot = BotProcess(fake, tiny_model_dir, tmp_path / "db", tmp_path / "bot.log", TELEGRAM_TIMEOUT=2).start()
-    try:
-        reply_after(fake, 3, "/len 600")
-        fake.fail("editMessageText", "hang", 4)  # longer than the timeout: the edit times out
-        fake.fail("sendMessage", "429", 1)
-        part = finished_part(fake, 3, "/write 段正淳")
-        assert len(part.text) == len("段正淳") + 600
-        assert [m.text.startswith("段正淳") for m in fake.chat(3)].count(True) == 1
-        assert "timed out" in bot.log()
-    finally:
-        bot.stop()
+def test_timeouts_on_edits_are_retried_and_the_final_text_arrives_once(fake, start_bot):
+    bot = start_bot(fake, TELEGRAM_TIMEOUT=2)
+    reply_after(fake, 3, "/len 600")
+    fake.fail("editMessageText", "hang", 4)  # longer than the timeout: the edit times out
+    fake.fail("sendMessage", "429", 1)
+    part = finished_part(fake, 3, "/write 段正淳")
+    assert len(part.text) == len("段正淳") + 600
+    assert [m.text.startswith("段正淳") for m in fake.chat(3)].count(True) == 1
+    assert "timed out" in bot.log()
 
 
-def test_flood_from_one_user_is_bounded_and_others_are_not_slowed(fake, tiny_model_dir, tmp_path):
-    bot = BotProcess(fake, tiny_model_dir, tmp_path / "db", tmp_path / "bot.log").start()
-    try:
-        reply_after(fake, 7, "/len 2000")
-        for i in range(50):
-            fake.command(7, f"/write 第{i}次")
-            time.sleep(0.1)
-        t0 = time.monotonic()
-        reply_after(fake, 8, "/temp")
-        assert time.monotonic() - t0 < 2.0, "another chat answered promptly"
-        fake.wait_for(lambda: any(m.reply_markup for m in fake.chat(7)), 60)
-        time.sleep(1)
-        messages = fake.texts(7)
-        parts = [m for m in fake.chat(7) if m.reply_markup]  # one at a time: tests/bot/test_engine.py
-        assert len(parts) <= 15, "the hourly character limit (30,000 = 15 × 2,000) holds"
-        notices = [t for t in messages if t in (texts.BUSY_CHAT, texts.TOO_FAST, texts.TOO_MUCH)]
-        assert len(notices) <= 4, f"refusals are coalesced, not one per message: {len(notices)}"
-    finally:
-        bot.stop()
+def test_flood_from_one_user_is_bounded_and_others_are_not_slowed(fake, start_bot):
+    start_bot(fake)
+    reply_after(fake, 7, "/len 2000")
+    for i in range(50):
+        fake.command(7, f"/write 第{i}次")
+        time.sleep(0.1)
+    t0 = time.monotonic()
+    reply_after(fake, 8, "/temp")
+    assert time.monotonic() - t0 < 2.0, "another chat answered promptly"
+    fake.wait_for(lambda: any(m.reply_markup for m in fake.chat(7)), 60)
+    time.sleep(1)
+    messages = fake.texts(7)
+    parts = [m for m in fake.chat(7) if m.reply_markup]  # one at a time: tests/bot/test_engine.py
+    assert len(parts) <= 15, "the hourly character limit (30,000 = 15 × 2,000) holds"
+    notices = [t for t in messages if t in (texts.BUSY_CHAT, texts.TOO_FAST, texts.TOO_MUCH)]
+    assert len(notices) <= 4, f"refusals are coalesced, not one per message: {len(notices)}"
 
 
-def test_character_and_request_limits(fake, tiny_model_dir, tmp_path):
-    bot = BotProcess(fake, tiny_model_dir, tmp_path / "db", tmp_path / "bot.log",
-                     CHARS_USER_PER_HOUR=250, RATE_USER_PER_MIN=8).start()
-    try:
-        reply_after(fake, 9, "/len 200")
-        finished_part(fake, 9, "/write 阿紫")
-        assert reply_after(fake, 9, "/continue").text == texts.TOO_MUCH
-        doc = reply_after(fake, 9, "/story")  # the refused /continue changed nothing
-        assert doc.document is not None
-        for _ in range(6):
-            fake.command(9, "/temp")
-        fake.wait_for(lambda: texts.TOO_FAST in fake.texts(9), 30, "the request limit")
-        assert reply_after(fake, 10, "/temp").text == texts.temp_shown(0.8)  # other users unaffected
-    finally:
-        bot.stop()
+def test_character_and_request_limits(fake, start_bot):
+    start_bot(fake, CHARS_USER_PER_HOUR=250, RATE_USER_PER_MIN=8)
+    reply_after(fake, 9, "/len 200")
+    finished_part(fake, 9, "/write 阿紫")
+    assert reply_after(fake, 9, "/continue").text == texts.TOO_MUCH
+    doc = reply_after(fake, 9, "/story")  # the refused /continue changed nothing
+    assert doc.document is not None
+    for _ in range(6):
+        fake.command(9, "/temp")
+    fake.wait_for(lambda: texts.TOO_FAST in fake.texts(9), 30, "the request limit")
+    assert reply_after(fake, 10, "/temp").text == texts.temp_shown(0.8)  # other users unaffected
 
 
-def test_buttons_respect_allowed_users(fake, tiny_model_dir, tmp_path):
-    bot = BotProcess(fake, tiny_model_dir, tmp_path / "db", tmp_path / "bot.log", ALLOWED_USER_IDS="11").start()
-    try:
-        reply_after(fake, -11, "/len 50", user_id=11, chat_type="group")
-        part = finished_part(fake, -11, "/write 木婉清", user_id=11, chat_type="group")
-        n = len(fake.chat(-11))
-        fake.press(-11, part.message_id, part.reply_markup["inline_keyboard"][0][0]["callback_data"], user_id=99)
-        fake.wait_for(lambda: any(c[1] == "answerCallbackQuery" and c[2].get("text") == texts.NOT_ALLOWED
-                                  for c in fake.calls), 30)
-        time.sleep(0.5)
-        assert len(fake.chat(-11)) == n, "no generation for a stranger's button press"
-    finally:
-        bot.stop()
+def test_buttons_respect_allowed_users(fake, start_bot):
+    start_bot(fake, ALLOWED_USER_IDS="11")
+    reply_after(fake, -11, "/len 50", user_id=11, chat_type="group")
+    part = finished_part(fake, -11, "/write 木婉清", user_id=11, chat_type="group")
+    n = len(fake.chat(-11))
+    fake.press(-11, part.message_id, part.reply_markup["inline_keyboard"][0][0]["callback_data"], user_id=99)
+    fake.wait_for(lambda: any(c[1] == "answerCallbackQuery" and c[2].get("text") == texts.NOT_ALLOWED
+                              for c in fake.calls), 30)
+    time.sleep(0.5)
+    assert len(fake.chat(-11)) == n, "no generation for a stranger's button press"
 
 
-def test_a_failing_handler_apologises_and_the_bot_goes_on(fake, tiny_model_dir, tmp_path):
-    bot = BotProcess(fake, tiny_model_dir, tmp_path / "db", tmp_path / "bot.log").start()
-    try:
-        reply_after(fake, 12, "/len 50")
-        finished_part(fake, 12, "/write 钟灵")
-        fake.fail("sendDocument", "error", "file is too big")
-        assert reply_after(fake, 12, "/story").text == texts.APOLOGY
-        assert reply_after(fake, 12, "/temp").text == texts.temp_shown(0.8)
-        log = bot.log()
-        assert "handler failed" in log and TOKEN not in log
-    finally:
-        bot.stop()
+def test_a_failing_handler_apologises_and_the_bot_goes_on(fake, start_bot):
+    bot = start_bot(fake)
+    reply_after(fake, 12, "/len 50")
+    finished_part(fake, 12, "/write 钟灵")
+    fake.fail("sendDocument", "error", "file is too big")
+    assert reply_after(fake, 12, "/story").text == texts.APOLOGY
+    assert reply_after(fake, 12, "/temp").text == texts.temp_shown(0.8)
+    log = bot.log()
+    assert "handler failed" in log and TOKEN not in log
 
 
 @pytest.mark.slow
-def test_soak_200_chats_5_commands(fake, tiny_model_dir, tmp_path):
-    bot = BotProcess(fake, tiny_model_dir, tmp_path / "db", tmp_path / "bot.log", LOG_LEVEL="INFO",
-                     RATE_GLOBAL_PER_MIN=100000, MAX_JOBS=256).start()
-    try:
-        chats = list(range(1000, 1200))
-        # Warm up, then take the baseline memory.
-        for c in chats[:20]:
-            fake.command(c, "/len 50")
-        fake.wait_for(lambda: all(fake.chat(c) for c in chats[:20]), 60)
-        start_rss = rss_mb(bot.proc.pid)
-        script = ["/len 50", "/temp abc", "/write 乔峰", "/temp 0.9", "/len x"]
-        expected = {0: texts.len_set(50), 1: texts.temp_invalid("abc"), 3: texts.temp_set(0.9),
-                    4: texts.len_invalid("x")}
-        for step, command in enumerate(script):
-            for c in chats:
-                fake.command(c, command)
-            if command.startswith("/write"):
-                fake.wait_for(lambda: all(any(m.reply_markup for m in fake.chat(c)) for c in chats), 240,
-                              "every story part")
-            else:
-                fake.wait_for(lambda s=step: all(expected[s] in fake.texts(c) for c in chats), 120,
-                              f"every reply to {command}")
+def test_soak_200_chats_5_commands(fake, start_bot):
+    bot = start_bot(fake, LOG_LEVEL="INFO", RATE_GLOBAL_PER_MIN=100000, MAX_JOBS=256)
+    chats = list(range(1000, 1200))
+    # Warm up, then take the baseline memory.
+    for c in chats[:20]:
+        fake.command(c, "/len 50")
+    fake.wait_for(lambda: all(fake.chat(c) for c in chats[:20]), 60)
+    start_rss = bot.rss_mb()
+    script = ["/len 50", "/temp abc", "/write 乔峰", "/temp 0.9", "/len x"]
+    expected = {0: texts.len_set(50), 1: texts.temp_invalid("abc"), 3: texts.temp_set(0.9),
+                4: texts.len_invalid("x")}
+    for step, command in enumerate(script):
         for c in chats:
-            parts = [m for m in fake.chat(c) if m.reply_markup]
-            assert len(parts) == 1 and parts[0].text.startswith("乔峰") and len(parts[0].text) == 52
-        end_rss = rss_mb(bot.proc.pid)
-        log = bot.log()
-        assert " ERROR " not in log and "Traceback" not in log
-        assert end_rss < start_rss * 1.25 + 50, f"memory grew from {start_rss:.0f} MB to {end_rss:.0f} MB"
-    finally:
-        bot.stop()
+            fake.command(c, command)
+        if command.startswith("/write"):
+            fake.wait_for(lambda: all(any(m.reply_markup for m in fake.chat(c)) for c in chats), 240,
+                          "every story part")
+        else:
+            fake.wait_for(lambda s=step: all(expected[s] in fake.texts(c) for c in chats), 120,
+                          f"every reply to {command}")
+    for c in chats:
+        parts = [m for m in fake.chat(c) if m.reply_markup]
+        assert len(parts) == 1 and parts[0].text.startswith("乔峰") and len(parts[0].text) == 52
+    end_rss = bot.rss_mb()
+    log = bot.log()
+    assert " ERROR " not in log and "Traceback" not in log
+    assert end_rss < start_rss * 1.25 + 50, f"memory grew from {start_rss:.0f} MB to {end_rss:.0f} MB"
 
 
 def test_refused_token_is_one_line(tiny_model_dir, tmp_path):
     from tests.conftest import run_python
 
-    other = FakeTelegram(token="987654321:AAAnotherTokenThatTheServerKnows_xyzxyz").start()
-    try:
+    with FakeTelegram(token="987654321:AAAnotherTokenThatTheServerKnows_xyzxyz") as other:
         r = run_python("-m", "bot", "--env-file", "/nonexistent", timeout=90, env={
             "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": other.base_url, "MODEL_DIR": str(tiny_model_dir),
             "DATABASE_PATH": str(tmp_path / "db")})
-    finally:
-        other.stop()
     assert r.returncode == 1
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert errors == [errors[0]] and "refused TELEGRAM_BOT_TOKEN (401)" in errors[0]
