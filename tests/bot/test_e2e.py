@@ -74,12 +74,14 @@ def test_unseen_characters_and_long_prompts_still_write(fake, bot):
     reply_after(fake, 6, "/len 50")
     part = finished_part(fake, 6, "/write 🐉 Hello 龘")
     assert part.text.startswith("🐉 Hello 龘") and "[UNK]" not in part.text
-    long_prompt = "乔" * 700
+    long_prompt = "段" * 200 + "乔" * 500  # the last 500 characters are kept
     fake.command(6, f"/write {long_prompt}")
     notice = fake.wait_for(lambda: next((m for m in fake.chat(6) if m.text == texts.prompt_cut(500)), None))
     part = fake.wait_for(lambda: next((m for m in fake.chat(6) if m.message_id > notice.message_id
                                        and m.reply_markup), None))
-    assert part.text.startswith("乔" * 500) and not part.text.startswith("乔" * 501)
+    # The part is the kept prompt plus /len 50 generated characters; what the model
+    # writes is random, so the check rests on lengths, not on the generated text.
+    assert part.text.startswith("乔" * 500) and len(part.text) == 500 + 50
 
 
 def test_several_chats_at_once(fake, bot):
