@@ -26,8 +26,11 @@ def parse_args(argv):
     ap.add_argument("--no-export", action="store_true", help="skip the SavedModel export at the end")
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
-        ap.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)), default=None,
-                        help=f"default {getattr(defaults, f.name)}")
+        flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
+        if isinstance(default, bool):  # --carry-state / --no-carry-state
+            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default {default}")
+        else:
+            ap.add_argument(flag, type=type(default), default=None, help=f"default {default}")
     return ap.parse_args(argv)
 
 

@@ -15,6 +15,7 @@ class TrainConfig:
     holdout: float = 0.05  # last fraction of every file kept for validation
     seq_len: int = 100  # characters per training window (loss counted on all of them)
     burn_in: int = 0  # extra characters fed before each window, outside the loss, so the model learns to use a warm state
+    carry_state: bool = False  # truncated BPTT: batch rows are parallel streams through the text, each batch starting from the last one's final state
     batch_size: int = 256  # windows per step
     # model
     cell: str = "gru"  # "gru" or "lstm"
@@ -58,3 +59,5 @@ class TrainConfig:
             raise ValueError("--holdout must be in (0, 0.5)")
         if self.burn_in < 0:
             raise ValueError("--burn-in must be 0 or more")
+        if self.carry_state and self.burn_in:
+            raise ValueError("--carry-state already starts every window from a warm state: leave --burn-in at 0")

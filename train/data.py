@@ -1,4 +1,5 @@
-"""NumPy batching: random windows for training, carried-state scoring for validation.
+"""NumPy batching: training windows (random, or parallel streams for truncated BPTT)
+and carried-state scoring for validation.
 
 No TensorFlow here (the GPU machine has none): windows are plain int32 arrays that
 `keras.Model.fit` takes under any backend.
@@ -14,8 +15,42 @@ from train.config import TrainConfig
 
 
 def steps_per_epoch(n_chars: int, cfg: TrainConfig) -> int:
-    """Steps so that an epoch covers every training character once on average."""
+    """Steps so that an epoch covers every training character once (on average, for random windows)."""
+    if cfg.carry_state:  # whole windows of every stream, whatever the epoch's offset (< seq_len)
+        return max(1, stream_length(n_chars, cfg) // cfg.seq_len)
     return max(1, n_chars // (cfg.batch_size * cfg.seq_len))
+
+
+def stream_length(n_chars: int, cfg: TrainConfig) -> int:
+    """Characters in each of the batch_size parallel streams of a carried-state epoch."""
+    return (n_chars - cfg.seq_len - 1) // cfg.batch_size
+
+
+def epoch_batches(ids: np.ndarray, cfg: TrainConfig, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One epoch's (x, y, weight) in the order `fit` must see them (shuffle=False)."""
+    return epoch_streams(ids, cfg, epoch) if cfg.carry_state else epoch_windows(ids, cfg, epoch)
+
+
+def epoch_streams(ids: np.ndarray, cfg: TrainConfig, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One epoch for truncated BPTT: (x, y, weight), each [steps*batch, seq_len].
+
+    The text (from a random offset below seq_len, so window edges move between
+    epochs) is cut into batch_size streams laid side by side; batch t holds window t
+    of every stream, so row i of batch t+1 continues row i of batch t and the
+    model's carried state (see network.CarriedStateModel) follows each stream.
+    """
+    b, t = cfg.batch_size, cfg.seq_len
+    length = stream_length(len(ids), cfg)
+    if length < t:
+        raise ValueError(f"training text has {len(ids)} characters, too few for {b} streams of one "
+                         f"{t}-character window")
+    steps = length // t
+    offset = int(np.random.default_rng([cfg.seed, epoch]).integers(0, t))
+    starts = offset + np.arange(b) * length  # [B], where each stream begins
+    # index[step, row, j] = starts[row] + step*t + j, for j in 0..t (t+1 ids: x and y overlap by t)
+    index = starts[None, :, None] + (np.arange(steps) * t)[:, None, None] + np.arange(t + 1)[None, None, :]
+    windows = ids[index].reshape(steps * b, t + 1)
+    return windows[:, :-1], windows[:, 1:], np.ones((steps * b, t), dtype=np.float32)
 
 
 def epoch_windows(ids: np.ndarray, cfg: TrainConfig, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

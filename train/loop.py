@@ -29,7 +29,7 @@ import numpy as np
 from train import network
 from train.config import TrainConfig
 from train.corpus import read_corpus
-from train.data import epoch_windows, score_streams, steps_per_epoch
+from train.data import epoch_batches, score_streams, steps_per_epoch
 from train.vocab import Vocabulary
 
 LN2 = math.log(2.0)
@@ -176,7 +176,8 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
     val_ids = [vocab.encode(t) for t in val_texts]
     steps = steps_per_epoch(len(train_ids), cfg)
     report(f"vocabulary {len(vocab):,} (min count {cfg.min_count}); {len(train_ids):,} training chars, "
-           f"{sum(map(len, val_ids)):,} held out; {steps} steps of {cfg.batch_size}×{cfg.seq_len} per epoch")
+           f"{sum(map(len, val_ids)):,} held out; {steps} steps of {cfg.batch_size}×{cfg.seq_len} per epoch"
+           f"{' (state carried across batches)' if cfg.carry_state else ''}")
 
     model, stepper = network.build(cfg, len(vocab))
     optimizer = make_optimizer(cfg, steps * cfg.epochs)
@@ -202,7 +203,9 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
             break
         t0 = time.perf_counter()
         reseed_dropout(model, cfg.seed * 1000 + epoch * 10)  # dropout masks depend on (seed, epoch) alone
-        x, y, w = epoch_windows(train_ids, cfg, epoch)
+        x, y, w = epoch_batches(train_ids, cfg, epoch)
+        if cfg.carry_state:
+            model.reset_carry()  # every stream starts the epoch from zero state
         hist = model.fit(x, y, sample_weight=w, batch_size=cfg.batch_size, epochs=epoch + 1,
                          initial_epoch=epoch, shuffle=False, verbose=_verbosity())
         train_loss = float(hist.history["loss"][-1])

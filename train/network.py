@@ -3,7 +3,9 @@
 Backend-neutral (keras.layers / keras.ops only): runs under KERAS_BACKEND=tensorflow
 and KERAS_BACKEND=jax. Two functional models share one set of layers:
 
-- `training_model`: ids [B, T] → logits [B, T, V], every layer starting from zero state.
+- `training_model`: ids [B, T] → logits [B, T, V], every layer starting from zero state;
+  or, with `carry_state`, a `CarriedStateModel` whose rows start from the final state of
+  the previous batch's rows (truncated backpropagation through time).
 - `stepper`: ids [B, T] and the states → logits [B, T, V] and the new states, so text
   can be scored (and validation measured) with the state carried across chunks.
 
@@ -40,6 +42,41 @@ def training_model(cfg: TrainConfig, layers: dict) -> keras.Model:
     return keras.Model(ids, layers["logits"](x), name="char_rnn")
 
 
+class CarriedStateModel(keras.Model):
+    """ids [B, T] → logits [B, T, V], each row starting from where that row of the last batch ended.
+
+    The final states of every call are kept in non-trainable variables [B, units]
+    (tracked, so `fit` carries them under JAX as it does BatchNorm's statistics) and
+    start the next call; no gradient flows through them, so backpropagation stops
+    at the batch edge. `reset_carry()` zeroes them (the loop does so every epoch).
+    B is fixed: the batch size of training.
+    """
+
+    def __init__(self, cfg: TrainConfig, layers: dict, batch_size: int, **kwargs):
+        super().__init__(name="char_rnn_carried", **kwargs)
+        self.cfg, self.parts = cfg, layers
+        k = states_per_layer(cfg)
+        self.carry = [self.add_weight(shape=(batch_size, cfg.units), initializer="zeros", trainable=False,
+                                      name=f"carry_{j}") for j in range(cfg.layers * k)]
+
+    def call(self, ids, training=False):
+        k = states_per_layer(self.cfg)
+        x = self.parts["embedding"](ids)
+        final = []
+        for i in range(self.cfg.layers):
+            start = [keras.ops.convert_to_tensor(v) for v in self.carry[i * k:(i + 1) * k]]
+            out = self.parts[f"rnn_{i}"](x, initial_state=start, training=training)
+            final.extend(out[1:])
+            x = self.parts[f"dropout_{i}"](out[0], training=training)
+        for var, state in zip(self.carry, final):
+            var.assign(keras.ops.stop_gradient(state))
+        return self.parts["logits"](x)
+
+    def reset_carry(self) -> None:
+        for var in self.carry:
+            var.assign(keras.ops.zeros(var.shape, dtype=var.dtype))
+
+
 def stepper(cfg: TrainConfig, layers: dict) -> keras.Model:
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     k = states_per_layer(cfg)
@@ -54,9 +91,15 @@ def stepper(cfg: TrainConfig, layers: dict) -> keras.Model:
 
 
 def build(cfg: TrainConfig, vocab_size: int) -> tuple[keras.Model, keras.Model]:
-    """(training_model, stepper) sharing weights."""
+    """(training_model, stepper) sharing weights, both built (ready for load_weights)."""
     layers = build_layers(cfg, vocab_size)
-    return training_model(cfg, layers), stepper(cfg, layers)
+    step = stepper(cfg, layers)
+    if not cfg.carry_state:
+        return training_model(cfg, layers), step
+    model = CarriedStateModel(cfg, layers, cfg.batch_size)
+    model(keras.ops.zeros((cfg.batch_size, 1), dtype="int32"))  # creates the variables
+    model.reset_carry()
+    return model, step
 
 
 def export_weights(cfg: TrainConfig, model: keras.Model) -> dict:

@@ -2,13 +2,16 @@
 
 import json
 
+import keras
 import numpy as np
 
 from tests.conftest import run_python, tiny_config
 from train import network
 from train.config import TrainConfig
-from train.data import epoch_windows
+from train.data import epoch_batches, epoch_windows, steps_per_epoch
+from train.export import run_weights
 from train.loop import train
+from train.vocab import Vocabulary
 
 
 def test_windows_are_shifted_and_repeatable():
@@ -66,3 +69,60 @@ def test_cli_errors_are_one_line(tmp_path):
     assert bad.returncode == 2 and "--cell must be gru or lstm" in bad.stderr
     resume = run_python("-m", "train", "--out", str(tmp_path / "none"), "--resume")
     assert resume.returncode == 2 and "nothing to resume" in resume.stderr
+
+
+def test_streams_continue_row_by_row_across_batches():
+    ids = np.arange(5000, dtype=np.int32)
+    cfg = TrainConfig(batch_size=4, seq_len=10, carry_state=True, seed=3)
+    x, y, w = epoch_batches(ids, cfg, epoch=1)
+    steps = steps_per_epoch(len(ids), cfg)
+    assert x.shape == y.shape == w.shape == (steps * 4, 10) and w.min() == 1
+    assert np.array_equal(y[:, :-1], x[:, 1:])
+    batches = x.reshape(steps, 4, 10)
+    assert np.array_equal(batches[1:, :, 0], batches[:-1, :, -1] + 1), "row i of batch t+1 goes on from row i of t"
+    assert len(np.unique(x)) == x.size, "streams do not overlap"
+    assert steps_per_epoch(len(ids), cfg) * 4 * 10 > 0.9 * len(ids), "an epoch covers the text"
+    assert not np.array_equal(x, epoch_batches(ids, cfg, epoch=2)[0]), "window edges move between epochs"
+
+
+def test_carried_state_model_goes_on_where_the_last_batch_ended():
+    cfg = TrainConfig(units=8, layers=2, embedding_dim=4, batch_size=3, carry_state=True, dropout=0.0)
+    model, stepper = network.build(cfg, vocab_size=12)
+    rng = np.random.default_rng(0)
+    first, second = rng.integers(0, 12, (3, 5)).astype(np.int32), rng.integers(0, 12, (3, 6)).astype(np.int32)
+    model(first)
+    carried = np.asarray(model(second))
+    zeros = [np.zeros((3, 8), np.float32)] * 2
+    whole = stepper.predict_on_batch([np.concatenate([first, second], axis=1), *zeros])[0]
+    np.testing.assert_allclose(carried, whole[:, 5:], atol=1e-5)
+    model.reset_carry()
+    np.testing.assert_allclose(np.asarray(model(second)), stepper.predict_on_batch([second, *zeros])[0], atol=1e-5)
+
+
+def test_carried_state_training_resumes_exactly_and_exports(tiny_corpus, tmp_path):
+    cfg = dict(epochs=2, dropout=0.1, units=16, layers=1, batch_size=4, seq_len=16, carry_state=True)
+    straight = train(tmp_path / "straight", [str(tiny_corpus)], tiny_config(**cfg), report=lambda s: None)
+    assert straight["history"][-1]["val_nats"] < straight["history"][0]["val_nats"]
+    train(tmp_path / "cut", [str(tiny_corpus)], tiny_config(**cfg, time_budget=1e-9), report=lambda s: None)
+    resumed = train(tmp_path / "cut", None, None, resume=True, time_budget=0, report=lambda s: None)
+    np.testing.assert_allclose([h["val_nats"] for h in resumed["history"]],
+                               [h["val_nats"] for h in straight["history"]], rtol=1e-5)
+    run_cfg, vocab = TrainConfig.load(tmp_path / "cut" / "config.json"), Vocabulary.load(tmp_path / "cut" / "vocab.json")
+    weights = run_weights(tmp_path / "cut", run_cfg, len(vocab))  # what export and pack read
+    assert weights["embedding"].shape == (len(vocab), run_cfg.embedding_dim)
+    assert weights["rnn"][0]["recurrent"].shape == (16, 3 * 16)
+
+
+def test_fit_carries_the_state_from_batch_to_batch():
+    """With the weights frozen (learning rate 0), the state `fit` leaves behind is the one a reader
+    carrying it along every stream would have: so fit passed it from each batch to the next."""
+    cfg = TrainConfig(units=8, layers=1, embedding_dim=4, batch_size=3, seq_len=7, carry_state=True, dropout=0.0)
+    model, stepper = network.build(cfg, vocab_size=12)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ids = np.random.default_rng(1).integers(0, 12, 200).astype(np.int32)
+    x, y, _ = epoch_batches(ids, cfg, epoch=0)
+    model.fit(x, y, batch_size=3, epochs=1, shuffle=False, verbose=0)
+    streams = np.concatenate(list(x.reshape(-1, 3, 7)), axis=1)  # [3, steps*7]: each row's whole stream
+    final = stepper.predict_on_batch([streams, np.zeros((3, 8), np.float32)])[1]
+    np.testing.assert_allclose(np.asarray(model.carry[0]), final, atol=1e-5)
