@@ -9,14 +9,17 @@ Telegram bot (chat id 0). /rewrite stands in for the 重写 button.
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 import sys
 
 from bot import texts
 from bot.config import BotConfig
-from bot.engine import UserError
+from bot.engine import UserError, apology_for
 from bot.resources import open_resources
 
 CONSOLE_CHAT = 0
+log = logging.getLogger(__name__)
 
 
 async def run_console(config: BotConfig, model, stdin=None, stdout=None) -> None:
@@ -45,6 +48,29 @@ async def run_console(config: BotConfig, model, stdin=None, stdout=None) -> None
         except UserError as e:
             say(str(e))
 
+    async def handle(command: str, arg: str) -> None:
+        if command in ("/start", "/help"):
+            say(texts.HELP)
+        elif command == "/write":
+            await stream(engine.write(CONSOLE_CHAT, arg))
+        elif command == "/continue":
+            await stream(engine.continue_story(CONSOLE_CHAT))
+        elif command == "/rewrite":
+            if last_part is None:
+                say(texts.NOTHING_TO_REWRITE)
+            else:
+                await stream(engine.rewrite(CONSOLE_CHAT, *last_part))
+        elif command == "/temp":
+            say(await engine.temperature(CONSOLE_CHAT, arg))
+        elif command == "/len":
+            say(await engine.length(CONSOLE_CHAT, arg))
+        elif command == "/reset":
+            say(await engine.reset(CONSOLE_CHAT))
+        elif command == "/story":
+            say(await engine.story_text(CONSOLE_CHAT) or texts.NO_STORY)
+        else:
+            say(texts.HELP)
+
     say(texts.HELP)
     try:
         while True:
@@ -56,28 +82,12 @@ async def run_console(config: BotConfig, model, stdin=None, stdout=None) -> None
                 continue
             command, _, arg = line.partition(" ")
             command = command.split("@")[0].lower()
-            if command in ("/start", "/help"):
-                say(texts.HELP)
-            elif command == "/write":
-                await stream(engine.write(CONSOLE_CHAT, arg))
-            elif command == "/continue":
-                await stream(engine.continue_story(CONSOLE_CHAT))
-            elif command == "/rewrite":
-                if last_part is None:
-                    say(texts.NOTHING_TO_REWRITE)
-                else:
-                    await stream(engine.rewrite(CONSOLE_CHAT, *last_part))
-            elif command == "/temp":
-                say(await engine.temperature(CONSOLE_CHAT, arg))
-            elif command == "/len":
-                say(await engine.length(CONSOLE_CHAT, arg))
-            elif command == "/reset":
-                say(await engine.reset(CONSOLE_CHAT))
-            elif command == "/story":
-                say(await engine.story_text(CONSOLE_CHAT) or texts.NO_STORY)
-            elif command in ("/quit", "/exit"):
+            if command in ("/quit", "/exit"):
                 break
-            else:
-                say(texts.HELP)
+            try:
+                await handle(command, arg)
+            except sqlite3.Error as e:  # a full disk or a read-only file: say so, keep going
+                log.error("database write failed, nothing was changed: %s (%s)", e, config.database_path)
+                say(apology_for(e))
     finally:
         await res["close"]()

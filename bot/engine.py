@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sqlite3
 import time
 from dataclasses import dataclass, field
 
@@ -173,6 +174,11 @@ class StoryEngine:
         if s.lock.locked():
             busy(s)
         return PartContext(self, chat_id, s, prepare, notice, chat_id if user_id is None else user_id)
+
+
+def apology_for(error: BaseException) -> str:
+    """What to tell a user whose request failed: a storage failure says that nothing was lost."""
+    return texts.STORAGE_FAILED if isinstance(error, sqlite3.Error) else texts.APOLOGY
 
 
 def busy(session: ChatSession):

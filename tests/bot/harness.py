@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,11 +23,21 @@ class BotProcess:
         self.proc: subprocess.Popen | None = None
 
     def spawn(self) -> "BotProcess":
-        """Start `python -m bot` and return at once."""
-        self._log = open(self.log_path, "ab")
+        """Start `python -m bot` and return at once.
+
+        Its output comes through a pipe and is copied to the log file here, so the log
+        survives a file-size limit put on the bot (the disk-full test)."""
         self.proc = subprocess.Popen([sys.executable, "-m", "bot", "--env-file", "/nonexistent"], cwd=ROOT,
-                                     env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+                                     env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._copier = threading.Thread(target=self._copy_output, args=(self.proc.stdout,), daemon=True)
+        self._copier.start()
         return self
+
+    def _copy_output(self, pipe) -> None:
+        with pipe, open(self.log_path, "ab") as log:
+            for chunk in iter(lambda: pipe.read1(65536), b""):
+                log.write(chunk)
+                log.flush()
 
     def start(self, timeout: float = 90) -> "BotProcess":
         """Start it and wait until it polls the fake server."""
@@ -53,7 +64,8 @@ class BotProcess:
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
-            self._log.close()
+                self.proc.wait()
+            self._copier.join(10)
 
     def rss_mb(self) -> float:
         """The running bot's resident memory."""

@@ -1,5 +1,7 @@
 """Faults and abuse, end to end through the fake Bot API server: nothing lost, nothing sent twice."""
 
+import re
+import resource
 import signal
 import socket
 import sqlite3
@@ -64,6 +66,37 @@ def test_restart_keeps_settings_and_story_and_sigterm_is_clean(fake, start_bot, 
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == 1
+
+
+def test_a_full_disk_loses_nothing_and_the_bot_keeps_answering(fake, start_bot, tmp_path):
+    bot = start_bot(fake)
+    reply_after(fake, 9, "/temp 0.7")
+    reply_after(fake, 9, "/len 50")
+    first = finished_part(fake, 9, "/write 段誉")
+    # From here no file of the bot's may grow past one byte (RLIMIT_FSIZE, set on the running
+    # process): every database write fails as on a full disk. Its log goes through a pipe.
+    _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.prlimit(bot.proc.pid, resource.RLIMIT_FSIZE, (1, hard))
+    assert reply_after(fake, 9, "/temp 1.2").text == texts.STORAGE_FAILED
+    assert reply_after(fake, 9, "/temp").text == texts.temp_shown(0.7), "reads go on; the setting is as it was"
+    assert reply_after(fake, 9, "/write 乔峰").text == texts.STORAGE_FAILED
+    before = len(fake.chat(9))
+    fake.command(9, "/continue")  # generated and shown, then its save fails: the user is told
+    fake.wait_for(lambda: texts.STORAGE_FAILED in fake.texts(9)[before:], 60, "the apology for the lost part")
+    assert len(fake.chat(9)) == before + 2, "the part as far as it went, then the apology"
+    assert reply_after(fake, 10, "/help").text == texts.HELP, "other chats are answered"
+    # SQLite names the cause: "database or disk is full" (ENOSPC) or "disk I/O error" (EFBIG, here).
+    assert re.search(r"ERROR .*database write failed.*(disk is full|disk I/O error)", bot.log())
+    assert "Traceback" not in bot.log()
+
+    resource.prlimit(bot.proc.pid, resource.RLIMIT_FSIZE, (hard, hard))  # space again
+    assert reply_after(fake, 9, "/temp 0.9").text == texts.temp_set(0.9)
+    more = finished_part(fake, 9, "/continue")
+    doc = reply_after(fake, 9, "/story")
+    assert doc.document.decode() == first.text + more.text, "the story goes on from its last saved part"
+    bot.stop()
+    with sqlite3.connect(tmp_path / "db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def test_api_unreachable_at_start_and_gone_for_a_while(tiny_model_dir, tmp_path):
