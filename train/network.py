@@ -33,13 +33,23 @@ def states_per_layer(cfg: TrainConfig) -> int:
     return 1 if cfg.cell == "gru" else 2
 
 
+def forward(cfg: TrainConfig, layers: dict, ids, states=None, training=None):
+    """ids [B, T] (and optional starting states) → (logits [B, T, V], final states): the one
+    pass every model here is made of, on symbolic inputs (functional models) or real ones."""
+    k = states_per_layer(cfg)
+    x = layers["embedding"](ids)
+    final = []
+    for i in range(cfg.layers):
+        start = None if states is None else list(states[i * k:(i + 1) * k])
+        out = layers[f"rnn_{i}"](x, initial_state=start, training=training)
+        final.extend(out[1:])
+        x = layers[f"dropout_{i}"](out[0], training=training)  # identity outside training
+    return layers["logits"](x), final
+
+
 def training_model(cfg: TrainConfig, layers: dict) -> keras.Model:
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
-    x = layers["embedding"](ids)
-    for i in range(cfg.layers):
-        x = layers[f"rnn_{i}"](x)[0]
-        x = layers[f"dropout_{i}"](x)
-    return keras.Model(ids, layers["logits"](x), name="char_rnn")
+    return keras.Model(ids, forward(cfg, layers, ids)[0], name="char_rnn")
 
 
 class CarriedStateModel(keras.Model):
@@ -55,22 +65,15 @@ class CarriedStateModel(keras.Model):
     def __init__(self, cfg: TrainConfig, layers: dict, batch_size: int, **kwargs):
         super().__init__(name="char_rnn_carried", **kwargs)
         self.cfg, self.parts = cfg, layers
-        k = states_per_layer(cfg)
         self.carry = [self.add_weight(shape=(batch_size, cfg.units), initializer="zeros", trainable=False,
-                                      name=f"carry_{j}") for j in range(cfg.layers * k)]
+                                      name=f"carry_{j}") for j in range(cfg.layers * states_per_layer(cfg))]
 
     def call(self, ids, training=False):
-        k = states_per_layer(self.cfg)
-        x = self.parts["embedding"](ids)
-        final = []
-        for i in range(self.cfg.layers):
-            start = [keras.ops.convert_to_tensor(v) for v in self.carry[i * k:(i + 1) * k]]
-            out = self.parts[f"rnn_{i}"](x, initial_state=start, training=training)
-            final.extend(out[1:])
-            x = self.parts[f"dropout_{i}"](out[0], training=training)
+        start = [keras.ops.convert_to_tensor(v) for v in self.carry]
+        logits, final = forward(self.cfg, self.parts, ids, start, training)
         for var, state in zip(self.carry, final):
             var.assign(keras.ops.stop_gradient(state))
-        return self.parts["logits"](x)
+        return logits
 
     def reset_carry(self) -> None:
         for var in self.carry:
@@ -79,15 +82,10 @@ class CarriedStateModel(keras.Model):
 
 def stepper(cfg: TrainConfig, layers: dict) -> keras.Model:
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
-    k = states_per_layer(cfg)
-    states_in = [keras.Input(shape=(cfg.units,), name=f"state_{j}") for j in range(cfg.layers * k)]
-    x = layers["embedding"](ids)
-    states_out = []
-    for i in range(cfg.layers):
-        out = layers[f"rnn_{i}"](x, initial_state=states_in[i * k:(i + 1) * k])
-        x = out[0]
-        states_out.extend(out[1:])
-    return keras.Model([ids, *states_in], [layers["logits"](x), *states_out], name="char_rnn_stepper")
+    states_in = [keras.Input(shape=(cfg.units,), name=f"state_{j}")
+                 for j in range(cfg.layers * states_per_layer(cfg))]
+    logits, states_out = forward(cfg, layers, ids, states_in)
+    return keras.Model([ids, *states_in], [logits, *states_out], name="char_rnn_stepper")
 
 
 def build(cfg: TrainConfig, vocab_size: int) -> tuple[keras.Model, keras.Model]:
