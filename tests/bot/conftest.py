@@ -15,12 +15,13 @@ def fake():
 
 @pytest.fixture
 def start_bot(tiny_model_dir, tmp_path):
-    """start_bot(fake, db="db", log="bot.log", **env): `python -m bot` on the tiny model, polling `fake`;
-    every bot started is stopped when the test ends."""
+    """start_bot(fake, db="db", log="bot.log", log_through_pipe=False, **env): `python -m bot` on the
+    tiny model, polling `fake`; every bot started is stopped when the test ends."""
     started = []
 
-    def start(fake, db="db", log="bot.log", **env) -> BotProcess:
-        bot = BotProcess(fake, tiny_model_dir, tmp_path / db, tmp_path / log, **env).start()
+    def start(fake, db="db", log="bot.log", log_through_pipe=False, **env) -> BotProcess:
+        bot = BotProcess(fake, tiny_model_dir, tmp_path / db, tmp_path / log, **env).start(
+            log_through_pipe=log_through_pipe)
         started.append(bot)
         return bot
 

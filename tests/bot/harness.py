@@ -22,27 +22,35 @@ class BotProcess:
                     "LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1", **{k: str(v) for k, v in env.items()}}
         self.proc: subprocess.Popen | None = None
 
-    def spawn(self) -> "BotProcess":
+    def spawn(self, log_through_pipe: bool = False) -> "BotProcess":
         """Start `python -m bot` and return at once.
 
-        Its output comes through a pipe and is copied to the log file here, so the log
-        survives a file-size limit put on the bot (the disk-full test)."""
+        Its output goes straight to the log file, or, with `log_through_pipe`, through a
+        pipe to a thread here that writes the file: for a bot whose own file writes fail
+        (the disk-full test). Read such a log after `stop()`, which waits for the thread."""
+        log = open(self.log_path, "ab")
+        out = subprocess.PIPE if log_through_pipe else log
         self.proc = subprocess.Popen([sys.executable, "-m", "bot", "--env-file", "/nonexistent"], cwd=ROOT,
-                                     env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self._copier = threading.Thread(target=self._copy_output, args=(self.proc.stdout,), daemon=True)
-        self._copier.start()
+                                     env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        self._copier = None
+        if log_through_pipe:
+            self._copier = threading.Thread(target=self._copy_output, args=(self.proc.stdout, log), daemon=True)
+            self._copier.start()
+        else:
+            log.close()  # the bot holds its own copy of the descriptor
         return self
 
-    def _copy_output(self, pipe) -> None:
-        with pipe, open(self.log_path, "ab") as log:
+    @staticmethod
+    def _copy_output(pipe, log) -> None:
+        with pipe, log:
             for chunk in iter(lambda: pipe.read1(65536), b""):
                 log.write(chunk)
                 log.flush()
 
-    def start(self, timeout: float = 90) -> "BotProcess":
+    def start(self, timeout: float = 90, log_through_pipe: bool = False) -> "BotProcess":
         """Start it and wait until it polls the fake server."""
         polls = self.fake.polls
-        self.spawn()
+        self.spawn(log_through_pipe)
         deadline = time.monotonic() + timeout
         while self.fake.polls <= polls:
             if self.proc.poll() is not None:
@@ -65,7 +73,8 @@ class BotProcess:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
-            self._copier.join(10)
+            if self._copier is not None:
+                self._copier.join(10)
 
     def rss_mb(self) -> float:
         """The running bot's resident memory."""
