@@ -1,0 +1,95 @@
+"""`python -m bot --console`: the bot's commands in a terminal, as a newcomer first tries them."""
+
+import os
+import re
+import resource
+import subprocess
+import sys
+import threading
+import time
+
+from bot import texts
+from tests.conftest import ROOT
+
+BUTTONS = f"[{texts.BUTTON_CONTINUE}: /continue  {texts.BUTTON_REWRITE}: /rewrite]"
+
+
+class Console:
+    """The console bot as a subprocess: lines to its stdin, its stdout and stderr collected."""
+
+    def __init__(self, model_dir, db):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "MODEL_DIR": str(model_dir), "DATABASE_PATH": str(db),
+               "PYTHONUNBUFFERED": "1"}
+        env.pop("TELEGRAM_BOT_TOKEN", None)  # the console needs none
+        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "--console", "--env-file", "/nonexistent"],
+                                     cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, encoding="utf-8")
+        self.out, self.err = [], []
+        self.readers = [threading.Thread(target=self._read, args=(pipe, into), daemon=True)
+                        for pipe, into in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
+        for r in self.readers:
+            r.start()
+
+    @staticmethod
+    def _read(pipe, into):
+        for line in pipe:
+            into.append(line)
+
+    def stdout(self) -> str:
+        return "".join(self.out)
+
+    def say(self, line: str, then: str, timeout: float = 90) -> str:
+        """Send one line; wait until `then` appears in what it prints next; return that output."""
+        start = len(self.stdout())
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        while then not in self.stdout()[start:]:
+            assert self.proc.poll() is None, f"the console exited:\n{''.join(self.err)[-3000:]}"
+            assert time.monotonic() < deadline, f"no {then!r} after {line!r}:\n{self.stdout()[start:]}"
+            time.sleep(0.05)
+        return self.stdout()[start:]
+
+    def quit(self) -> int:
+        self.proc.stdin.write("/quit\n")
+        self.proc.stdin.flush()
+        code = self.proc.wait(60)
+        for r in self.readers:
+            r.join(10)
+        return code
+
+
+def test_console_writes_continues_and_keeps_settings(tiny_model_dir, tmp_path):
+    console = Console(tiny_model_dir, tmp_path / "db")
+    assert console.say("/help", texts.HELP)
+    assert texts.temp_set(0.7) in console.say("/temp 0.7", texts.temp_set(0.7))
+    console.say("/len 50", texts.len_set(50))
+    first = console.say("/write 段誉", BUTTONS)
+    assert first.startswith("段誉") and first.endswith(BUTTONS + "\n")
+    first_text = first[: -len(BUTTONS) - 2]  # the part, then a newline, then the buttons line
+    assert len(first_text) == 2 + 50
+    second_text = console.say("/continue", BUTTONS)[: -len(BUTTONS) - 2]
+    assert len(second_text) == 50
+    assert console.say("/story", first_text + second_text).startswith(first_text + second_text)
+    assert console.say("/temp abc", texts.temp_invalid("abc")) == texts.temp_invalid("abc") + "\n"
+    assert console.quit() == 0
+    again = Console(tiny_model_dir, tmp_path / "db")  # a restart keeps the settings and the story
+    assert texts.temp_shown(0.7) in again.say("/temp", texts.temp_shown(0.7))
+    assert again.say("/story", first_text + second_text).startswith(first_text + second_text)
+    assert len(again.say("/continue", BUTTONS)[: -len(BUTTONS) - 2]) == 50, "the state is rebuilt from the story"
+    assert again.quit() == 0
+    assert "Traceback" not in "".join(console.err + again.err)
+
+
+def test_console_on_a_full_disk_says_so_and_goes_on(tiny_model_dir, tmp_path):
+    console = Console(tiny_model_dir, tmp_path / "db")
+    console.say("/temp 0.7", texts.temp_set(0.7))
+    _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.prlimit(console.proc.pid, resource.RLIMIT_FSIZE, (1, hard))  # no file of its own may grow
+    console.say("/temp 1.2", texts.STORAGE_FAILED)
+    console.say("/temp", texts.temp_shown(0.7))
+    resource.prlimit(console.proc.pid, resource.RLIMIT_FSIZE, (hard, hard))
+    console.say("/temp 0.9", texts.temp_set(0.9))
+    assert console.quit() == 0
+    log = "".join(console.err)
+    assert re.search(r"database write failed.*(disk is full|disk I/O error)", log) and "Traceback" not in log
