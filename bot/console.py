@@ -9,17 +9,15 @@ Telegram bot (chat id 0). /rewrite stands in for the 重写 button.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
 import sys
 
 from bot import texts
 from bot.config import BotConfig
-from bot.engine import UserError, apology_for
+from bot.engine import UserError, report_failure
 from bot.resources import open_resources
 
 CONSOLE_CHAT = 0
-log = logging.getLogger(__name__)
 
 
 async def run_console(config: BotConfig, model, stdin=None, stdout=None) -> None:
@@ -87,7 +85,6 @@ async def run_console(config: BotConfig, model, stdin=None, stdout=None) -> None
             try:
                 await handle(command, arg)
             except sqlite3.Error as e:  # a full disk or a read-only file: say so, keep going
-                log.error("database write failed, nothing was changed: %s (%s)", e, config.database_path)
-                say(apology_for(e))
+                say(report_failure(e, config.database_path))
     finally:
         await res["close"]()

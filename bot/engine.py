@@ -10,6 +10,7 @@ One generation at a time per chat: a second request meanwhile is told to wait.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import sqlite3
 import time
@@ -21,6 +22,8 @@ from bot import texts
 from bot.limits import Limits
 from bot.scheduler import Busy, Scheduler
 from bot.store import Store
+
+log = logging.getLogger(__name__)
 
 
 class UserError(Exception):
@@ -176,9 +179,14 @@ class StoryEngine:
         return PartContext(self, chat_id, s, prepare, notice, chat_id if user_id is None else user_id)
 
 
-def apology_for(error: BaseException) -> str:
-    """What to tell a user whose request failed: a storage failure says that nothing was lost."""
-    return texts.STORAGE_FAILED if isinstance(error, sqlite3.Error) else texts.APOLOGY
+def report_failure(error: BaseException, database) -> str:
+    """Log why a request failed and return what to tell the user. A storage failure (a full
+    disk, a read-only file) gets its cause in one line and a reply saying nothing was lost."""
+    if isinstance(error, sqlite3.Error):
+        log.error("database write failed, nothing was changed: %s (%s)", error, database)
+        return texts.STORAGE_FAILED
+    log.error("handler failed: %s", error, exc_info=error)
+    return texts.APOLOGY
 
 
 def busy(session: ChatSession):

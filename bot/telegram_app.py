@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -20,7 +19,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from bot import texts
 from bot.config import BotConfig
-from bot.engine import StoryEngine, UserError, apology_for
+from bot.engine import StoryEngine, UserError, report_failure
 from bot.resources import open_resources
 
 log = logging.getLogger(__name__)
@@ -274,15 +273,10 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log any handler exception (the log formatter hides the token) and apologise."""
-    error = context.error
-    if isinstance(error, sqlite3.Error):  # a full disk, a read-only file: the cause in one line
-        log.error("database write failed, nothing was changed: %s (%s)", error,
-                  context.application.bot_data["config"].database_path)
-    else:
-        log.error("handler failed: %s", error, exc_info=error)
+    reply = report_failure(context.error, context.application.bot_data["config"].database_path)
     if isinstance(update, Update) and update.effective_chat:
         try:
-            await context.bot.send_message(update.effective_chat.id, apology_for(error))
+            await context.bot.send_message(update.effective_chat.id, reply)
         except Exception:  # noqa: BLE001  (the apology is best effort)
             log.warning("could not send the apology")
 

@@ -70,8 +70,8 @@ class OneStep(tf.Module):
         self.folded = None
         if fold_input:  # [V, G*H] float32: a gather instead of a matmul per character (in-process only)
             first = weights["rnn"][0]
-            bias = first["bias"][0] if cell == "gru" else first["bias"]
-            table = weights["embedding"].astype(np.float32) @ first["kernel"].astype(np.float32) + bias
+            table = (weights["embedding"].astype(np.float32) @ first["kernel"].astype(np.float32)
+                     + self._input_bias(first["bias"]))
             self.folded = tf.Variable(table.astype(np.float32), trainable=False)
         self._unk_mask = tf.constant(np.where(np.arange(vocab_size) == 0, -np.inf, 0.0).astype(np.float32))
 

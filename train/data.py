@@ -44,7 +44,7 @@ def epoch_streams(ids: np.ndarray, cfg: TrainConfig, epoch: int) -> tuple[np.nda
     if length < t:
         raise ValueError(f"training text has {len(ids)} characters, too few for {b} streams of one "
                          f"{t}-character window")
-    steps = length // t
+    steps = steps_per_epoch(len(ids), cfg)
     offset = int(np.random.default_rng([cfg.seed, epoch]).integers(0, t))
     starts = offset + np.arange(b) * length  # [B], where each stream begins
     # index[step, row, j] = starts[row] + step*t + j, for j in 0..t (t+1 ids: x and y overlap by t)
