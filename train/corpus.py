@@ -1,21 +1,32 @@
-"""Reading novels: find the .txt files, detect their encoding, clean them, split them.
+"""Reading novels: find the files, decompress and decode them, clean and normalise them, split them.
 
     python -m train.corpus FILE_OR_DIR...     # prints what each file gives, writes nothing
 
-Most Chinese novel dumps are GB18030 with CRLF and a few lines of advertising from
-the site they came from; some are Big5 or UTF-8 with a BOM. Cleaning keeps the
-novels' own formatting (the full-width indent "　　" is part of the style) and drops
-only the download-site lines.
+Novels come as .txt, or compressed as .txt.xz, .txt.gz, or .zip archives of .txt
+files. Most Chinese novel dumps are GB18030 with CRLF and a few lines of advertising
+from the site they came from; some are Big5 or UTF-8 with a BOM. Cleaning drops the
+download-site lines; normalisation (`train.normalise`) then re-joins hard-wrapped
+paragraphs, brings quotes to one style, converts traditional and variant forms to
+simplified and drops missing-glyph marks. The full-width indent "　　" of paragraphs
+is kept: it is part of how the books look.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
+import lzma
 import re
 import sys
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from train.normalise import QUOTE_STYLES, Changes, Normalisation, normalise
+
+# What a novel file may be called: plain text, or text compressed by xz or gzip, or a zip of .txt files.
+TEXT_SUFFIXES = (".txt", ".txt.xz", ".txt.gz", ".zip")
 
 # Common characters in each script, to tell GB18030 text from Big5 text: both
 # decode the other's bytes without error far too often, but into rare characters.
@@ -42,10 +53,22 @@ class CleanText:
     """One novel after cleaning."""
 
     path: Path
-    text: str  # cleaned, LF line endings
+    text: str  # cleaned and normalised, LF line endings
     encoding: str  # what the bytes were decoded as
     lines_dropped: int  # download-site lines removed
-    sha256: str  # of the file's bytes as they are on disk
+    sha256: str  # of the file's bytes as they are on disk (a zip member's own bytes)
+    member: str = ""  # the .txt inside a .zip this novel came from ("" for other files)
+    changes: Changes = field(default_factory=Changes)  # what normalisation did
+
+    @property
+    def name(self) -> str:
+        """The novel's name: its file name without .txt and compression suffixes ("天龙八部")."""
+        return book_name(self.member or self.path.name)
+
+    @property
+    def file(self) -> str:
+        """How the corpus card names the file: "天龙八部.txt.xz", or "novels.zip:天龙八部.txt"."""
+        return f"{self.path.name}:{self.member}" if self.member else self.path.name
 
     def split(self, holdout: float) -> tuple[str, str]:
         """(training part, held-out tail): the last `holdout` fraction is validation."""
@@ -58,19 +81,55 @@ def split_tail(text: str, holdout: float) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
+def book_name(file_name: str) -> str:
+    """"天龙八部.txt.xz" → "天龙八部"."""
+    name = file_name.rsplit("/", 1)[-1]
+    for suffix in (".xz", ".gz", ".zip", ".txt"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return name
+
+
+def is_text_file(path: Path) -> bool:
+    return path.name.lower().endswith(TEXT_SUFFIXES)
+
+
 def find_text_files(paths: list[str | Path]) -> list[Path]:
-    """Expand folders to the .txt files inside them (sorted); keep files as given."""
+    """Expand folders to the novel files inside them (sorted); keep files as given."""
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found.extend(sorted(q for q in p.rglob("*") if q.suffix.lower() == ".txt" and q.is_file()))
+            found.extend(sorted(q for q in p.rglob("*") if is_text_file(q) and q.is_file()))
         elif p.exists():
             found.append(p)
         else:
             raise CorpusError(f"{p}: no such file or folder")
     if not found:
-        raise CorpusError(f"no .txt files in {', '.join(map(str, paths))}")
+        raise CorpusError(f"no .txt, .txt.xz, .txt.gz or .zip files in {', '.join(map(str, paths))}")
     return found
+
+
+def file_texts(path: Path) -> list[tuple[str, bytes]]:
+    """The raw text(s) a file holds: [(zip member or "", bytes)], decompressed."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot read ({e.strerror})") from None
+    lower = path.name.lower()
+    try:
+        if lower.endswith(".xz"):
+            return [("", lzma.decompress(data))]
+        if lower.endswith(".gz"):
+            return [("", gzip.decompress(data))]
+        if lower.endswith(".zip"):
+            with zipfile.ZipFile(path) as z:
+                members = sorted(n for n in z.namelist() if n.lower().endswith(".txt") and not n.endswith("/"))
+                if not members:
+                    raise CorpusError(f"{path}: a zip with no .txt file inside")
+                return [(m, z.read(m)) for m in members]
+    except (lzma.LZMAError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise CorpusError(f"{path}: damaged or not really {path.suffix} ({e})") from None
+    return [("", data)]
 
 
 def decode(data: bytes, name: str = "<bytes>") -> tuple[str, str]:
@@ -131,36 +190,57 @@ def _entity_char(m: re.Match) -> str:
     return chr(code) if 0 < code < 0x110000 else m.group(0)
 
 
-def read_novel(path: str | Path) -> CleanText:
-    """Read, decode and clean one file."""
+def read_novels(path: str | Path, options: Normalisation | None = None) -> list[CleanText]:
+    """Read, decompress, decode, clean and normalise one file (a zip gives one novel per .txt inside)."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise CorpusError(f"{path}: cannot read ({e.strerror})") from None
-    text, enc = decode(data, str(path))
-    text, dropped = clean(text)
-    if not text.strip():
-        raise CorpusError(f"{path}: no text left after cleaning")
-    return CleanText(path, text, enc, dropped, hashlib.sha256(data).hexdigest())
+    on_disk = None
+    novels = []
+    for member, data in file_texts(path):
+        name = f"{path}:{member}" if member else str(path)
+        text, enc = decode(data, name)
+        text, dropped = clean(text)
+        text, changes = normalise(text, options)
+        text = text.strip("\n") + "\n"
+        if not text.strip():
+            raise CorpusError(f"{name}: no text left after cleaning")
+        if member:
+            digest = hashlib.sha256(data).hexdigest()
+        else:
+            on_disk = on_disk or hashlib.sha256(path.read_bytes()).hexdigest()
+            digest = on_disk
+        novels.append(CleanText(path, text, enc, dropped, digest, member, changes))
+    return novels
 
 
-def read_corpus(paths: list[str | Path], report=print) -> list[CleanText]:
-    """Read every .txt under `paths`, printing one line per file."""
+def read_novel(path: str | Path, options: Normalisation | None = None) -> CleanText:
+    """Read one novel file (see read_novels); a zip must hold exactly one .txt."""
+    novels = read_novels(path, options)
+    if len(novels) != 1:
+        raise CorpusError(f"{path}: holds {len(novels)} novels; read it with read_corpus")
+    return novels[0]
+
+
+def read_corpus(paths: list[str | Path], report=print, options: Normalisation | None = None) -> list[CleanText]:
+    """Read every novel under `paths`, printing one line per novel: what cleaning and normalisation did."""
     novels = []
     for p in find_text_files(paths):
-        novel = read_novel(p)
-        report(f"{p}: {novel.encoding}, {len(novel.text):,} chars kept, {novel.lines_dropped} lines dropped")
-        novels.append(novel)
+        for novel in read_novels(p, options):
+            report(f"{p}{':' + novel.member if novel.member else ''}: {novel.encoding}, {len(novel.text):,} chars "
+                   f"kept, {novel.lines_dropped} lines dropped; {novel.changes.summary()}")
+            novels.append(novel)
     return novels
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m train.corpus", description=__doc__.split("\n")[0])
-    ap.add_argument("paths", nargs="+", help=".txt files or folders of them")
+    ap.add_argument("paths", nargs="+", help=".txt, .txt.xz, .txt.gz or .zip files, or folders of them")
+    ap.add_argument("--quotes", choices=QUOTE_STYLES, default="curly", help="quotation style to bring every novel to")
+    ap.add_argument("--raw", action="store_true", help="clean only: no re-joining, quotes, simplification or marks")
     args = ap.parse_args(argv)
+    options = (Normalisation(rejoin=False, quotes="keep", simplify=False, drop_marks=False) if args.raw
+               else Normalisation(quotes=args.quotes))
     try:
-        novels = read_corpus(args.paths)
+        novels = read_corpus(args.paths, options=options)
     except CorpusError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

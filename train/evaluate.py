@@ -72,7 +72,7 @@ def heldout_figures(model_dir: Path, run: Path, cfg) -> dict:
 
     paths = json.loads((run / "corpus.json").read_text())["paths"]
     novels = read_corpus(paths, report=lambda s: None)
-    result = evaluate(load(model_dir), [(n.path.name, n.split(cfg.holdout)[1]) for n in novels])
+    result = evaluate(load(model_dir), [(n.file, n.split(cfg.holdout)[1]) for n in novels])
     return {"artifact_nats_per_char": result["nats_per_char"], "artifact_bits_per_char": result["bits_per_char"],
             "artifact_chars": result["chars"],
             "artifact_files": {k: round(v["nats_per_char"], 4) for k, v in result["files"].items()}}

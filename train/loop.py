@@ -48,8 +48,9 @@ def load_corpus(paths: list[str], cfg: TrainConfig, report=print):
 
 def corpus_card(novels, train_texts, val_texts) -> list[dict]:
     return [
-        {"file": n.path.name, "sha256": n.sha256, "encoding": n.encoding, "chars": len(n.text),
-         "train_chars": len(t), "heldout_chars": len(v), "lines_dropped": n.lines_dropped}
+        {"file": n.file, "book": n.name, "sha256": n.sha256, "encoding": n.encoding, "chars": len(n.text),
+         "train_chars": len(t), "heldout_chars": len(v), "lines_dropped": n.lines_dropped,
+         "normalised": n.changes.as_dict()}
         for n, t, v in zip(novels, train_texts, val_texts)
     ]
 

@@ -72,7 +72,7 @@ def test_bad_files_give_one_line_errors(tmp_path, content, message):
 def test_missing_path_and_empty_folder(tmp_path):
     with pytest.raises(CorpusError, match="no such file"):
         find_text_files([tmp_path / "nope.txt"])
-    with pytest.raises(CorpusError, match="no .txt files"):
+    with pytest.raises(CorpusError, match="no .txt, .txt.xz, .txt.gz or .zip files"):
         find_text_files([tmp_path])
 
 
