@@ -6,7 +6,9 @@ generate. Weights are stored in float16 and computed in float32.
 
 The contract (every function has a fixed input signature):
 
-    initial_state(batch_size: int32 [])                   -> float32 [S, B, H] zeros
+    initial_state(books: int32 [B])                       -> float32 [S, B, H]: each row's novel's
+                                                             starting state (0 = no novel: today's zeros
+                                                             for a model without a world)
     generate(prompts: string [B], states: float32 [S, B, H], length: int32 [],
              temperature: float32 [B], top_k: int32 [B], top_p: float32 [B],
              seed: int64 [], step: int64 [])
@@ -23,6 +25,8 @@ then 200 more with step=200 are the same 400 characters as one call of 400.
 `top_k` ≤ 0 and `top_p` ≥ 1 turn those filters off; temperature must be finite and
 > 0. [UNK] (id 0) is never sampled. `score` predicts every character of each text,
 the first from the state given, and returns the summed negative log-likelihood.
+The card (model.json) lists the novels by id ("books") with the names each makes
+frequent; `model.artifact` picks a novel from a prompt with them.
 """
 
 from __future__ import annotations
@@ -57,6 +61,9 @@ class OneStep(tf.Module):
         self.biases = [store(w["bias"]) for w in weights["rnn"]]  # GRU [2, 3H]; LSTM [4H]
         self.dense_kernel = store(weights["dense_kernel"])  # [H, V]
         self.dense_bias = store(weights["dense_bias"])  # [V]
+        # [K+1, S, H] float32: the state each novel starts from (row 0: no novel). Small, and read
+        # once per story, so kept exact.
+        self.book_states = tf.Variable(np.asarray(weights["book_states"], np.float32), trainable=False)
 
         self.vocab = tf.Variable(chars, dtype=tf.string, trainable=False)
         self.table = tf.lookup.StaticHashTable(
@@ -73,7 +80,9 @@ class OneStep(tf.Module):
             table = (weights["embedding"].astype(np.float32) @ first["kernel"].astype(np.float32)
                      + self._input_bias(first["bias"]))
             self.folded = tf.Variable(table.astype(np.float32), trainable=False)
-        self._unk_mask = tf.constant(np.where(np.arange(vocab_size) == 0, -np.inf, 0.0).astype(np.float32))
+        # Never sampled: [UNK] (id 0) and the novels' tokens of a "token" world (private-use characters).
+        never = np.array([i == 0 or 0xE000 <= ord(c[0]) <= 0xF8FF for i, c in enumerate(chars)])
+        self._unk_mask = tf.constant(np.where(never, -np.inf, 0.0).astype(np.float32))
 
     # ---- the recurrent core -------------------------------------------------------
 
@@ -172,9 +181,12 @@ class OneStep(tf.Module):
 
     # ---- the exported functions ---------------------------------------------------
 
-    @tf.function(input_signature=[tf.TensorSpec([], tf.int32)])
-    def initial_state(self, batch_size):
-        return tf.zeros([self.num_states, batch_size, self.units], COMPUTE)
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
+    def initial_state(self, books):
+        tf.debugging.assert_less(books, tf.shape(self.book_states, out_type=tf.int32)[0],
+                                 message="no such novel id (the card lists them)")
+        tf.debugging.assert_non_negative(books, message="novel ids start at 0 (no novel)")
+        return tf.transpose(tf.gather(self.book_states, books), [1, 0, 2])  # [B, S, H] -> [S, B, H]
 
     @tf.function(input_signature=[
         tf.TensorSpec([None], tf.string), tf.TensorSpec([None, None, None], tf.float32),

@@ -17,6 +17,9 @@ class TrainConfig:
     burn_in: int = 0  # extra characters fed before each window, outside the loss, so the model learns to use a warm state
     carry_state: bool = False  # truncated BPTT: batch rows are parallel streams through the text, each batch starting from the last one's final state
     batch_size: int = 256  # windows per step
+    world: str = "none"  # how the model knows its novel: "none", "state" (a learned initial state per novel) or "token" (a novel's token read first)
+    book_drop: float = 0.15  # with a world: share of windows trained as "no novel", so the model also writes without one
+    quotes: str = "curly"  # quotation style the corpus is normalised to: "curly" (“”), "corner" (「」) or "keep"
     # model
     cell: str = "gru"  # "gru" or "lstm"
     embedding_dim: int = 256  # size of a character's vector
@@ -59,5 +62,13 @@ class TrainConfig:
             raise ValueError("--holdout must be in (0, 0.5)")
         if self.burn_in < 0:
             raise ValueError("--burn-in must be 0 or more")
+        if self.world not in ("none", "state", "token"):
+            raise ValueError(f"--world must be none, state or token, not {self.world!r}")
+        if not 0.0 <= self.book_drop < 1.0:
+            raise ValueError("--book-drop must be in [0, 1)")
+        if self.world != "none" and self.carry_state:
+            raise ValueError("--world needs windows that each lie in one novel: it does not go with --carry-state")
+        if self.quotes not in ("curly", "corner", "keep"):
+            raise ValueError(f"--quotes must be curly, corner or keep, not {self.quotes!r}")
         if self.carry_state and self.burn_in:
             raise ValueError("--carry-state already starts every window from a warm state: leave --burn-in at 0")

@@ -26,9 +26,32 @@ def stream_length(n_chars: int, cfg: TrainConfig) -> int:
     return (n_chars - cfg.seq_len - 1) // cfg.batch_size
 
 
-def epoch_batches(ids: np.ndarray, cfg: TrainConfig, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One epoch's (x, y, weight) in the order `fit` must see them (shuffle=False)."""
-    return epoch_streams(ids, cfg, epoch) if cfg.carry_state else epoch_windows(ids, cfg, epoch)
+def epoch_batches(ids: np.ndarray, cfg: TrainConfig, epoch: int, books: np.ndarray | None = None,
+                  token_base: int = 0) -> tuple:
+    """One epoch's (inputs, y, weight) in the order `fit` must see them (shuffle=False).
+
+    inputs is x [N, T]; with cfg.world "state" it is [x, book [N]]; with "token" each
+    window is x with its novel's token in front ([N, 1+T], y and weight grow alike).
+    `books` [len(ids)] gives every training character's novel (1..K); `token_base` is
+    the id of the "no novel" token, novel k's token is token_base + k.
+    """
+    if cfg.carry_state:
+        return epoch_streams(ids, cfg, epoch)
+    x, y, w = epoch_windows(ids, cfg, epoch)
+    if cfg.world == "none":
+        return x, y, w
+    book = window_books(books, window_starts(len(ids), cfg, epoch), cfg, epoch)
+    if cfg.world == "state":
+        return [x, book], y, w
+    token = (token_base + book)[:, None].astype(np.int32)
+    return np.concatenate([token, x], axis=1), np.concatenate([x[:, :1], y], axis=1), np.concatenate([w[:, :1], w], axis=1)
+
+
+def window_books(books: np.ndarray, starts: np.ndarray, cfg: TrainConfig, epoch: int) -> np.ndarray:
+    """int32 [N]: the novel each window starts in, or 0 ("no novel") for a book_drop share of them."""
+    book = books[starts].astype(np.int32)
+    dropped = np.random.default_rng([cfg.seed, epoch, 1]).random(len(book)) < cfg.book_drop
+    return np.where(dropped, 0, book).astype(np.int32)
 
 
 def epoch_streams(ids: np.ndarray, cfg: TrainConfig, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -61,15 +84,20 @@ def epoch_windows(ids: np.ndarray, cfg: TrainConfig, epoch: int) -> tuple[np.nda
     resumed run sees exactly the windows an uninterrupted one would.
     """
     span = cfg.burn_in + cfg.seq_len
-    if len(ids) < span + 2:
-        raise ValueError(f"training text has {len(ids)} characters, fewer than one window ({span + 1})")
-    rng = np.random.default_rng([cfg.seed, epoch])
-    n = steps_per_epoch(len(ids), cfg) * cfg.batch_size
-    starts = rng.integers(0, len(ids) - span - 1, size=n)
+    starts = window_starts(len(ids), cfg, epoch)
     windows = ids[starts[:, None] + np.arange(span + 1)[None, :]]
-    weight = np.ones((n, span), dtype=np.float32)
+    weight = np.ones((len(starts), span), dtype=np.float32)
     weight[:, : cfg.burn_in] = 0.0
     return windows[:, :-1], windows[:, 1:], weight
+
+
+def window_starts(n_ids: int, cfg: TrainConfig, epoch: int) -> np.ndarray:
+    """Where each of an epoch's random windows begins; depends on (seed, epoch) alone."""
+    span = cfg.burn_in + cfg.seq_len
+    if n_ids < span + 2:
+        raise ValueError(f"training text has {n_ids} characters, fewer than one window ({span + 1})")
+    rng = np.random.default_rng([cfg.seed, epoch])
+    return rng.integers(0, n_ids - span - 1, size=steps_per_epoch(n_ids, cfg) * cfg.batch_size)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -78,13 +106,14 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def score_streams(stepper, logits_layer, streams: list[np.ndarray], n_states: int, top: int, units: int,
-                  chunk: int) -> tuple[np.ndarray, np.ndarray]:
+                  chunk: int, start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Negative log-likelihood (nats) and counts per stream, the state carried across chunks.
 
     All streams run side by side as one batch [S, chunk]. Every character is
     predicted: the first from the zero state (as a fresh reader would), each later
     one from the state after the characters before it — the same convention as the
     SavedModel's `score`. `top` is the index of the top layer's output h in the states.
+    `start` [S_streams, n_states, units] is each stream's starting state (default zeros).
     """
     s = len(streams)
     longest = max(len(x) for x in streams)
@@ -94,7 +123,8 @@ def score_streams(stepper, logits_layer, streams: list[np.ndarray], n_states: in
     for i, x in enumerate(streams):
         ids[i, : len(x)] = x
         mask[i, : len(x)] = True
-    states = [np.zeros((s, units), dtype=np.float32) for _ in range(n_states)]
+    states = ([np.zeros((s, units), dtype=np.float32) for _ in range(n_states)] if start is None
+              else [np.ascontiguousarray(start[:, j], dtype=np.float32) for j in range(n_states)])
     nll = np.zeros(s, dtype=np.float64)
     # Logits for the first character of a chunk come from the previous step's output.
     prev = np.asarray(logits_layer(states[top]), dtype=np.float32)

@@ -28,7 +28,7 @@ from train.vocab import Vocabulary
 def pack(weights: dict, path: Path, dtype=np.float16) -> None:
     """Save `network.export_weights` output as one flat .npz."""
     flat = {"embedding": weights["embedding"], "dense_kernel": weights["dense_kernel"],
-            "dense_bias": weights["dense_bias"]}
+            "dense_bias": weights["dense_bias"], "book_states": weights["book_states"]}
     for i, layer in enumerate(weights["rnn"]):
         for k, v in layer.items():
             flat[f"rnn_{i}_{k}"] = v
@@ -38,8 +38,18 @@ def pack(weights: dict, path: Path, dtype=np.float16) -> None:
 def unpack(path: Path) -> dict:
     z = np.load(path)
     n = len({k.split("_")[1] for k in z.files if k.startswith("rnn_")})
+    rnn = [{k: z[f"rnn_{i}_{k}"] for k in ("kernel", "recurrent", "bias")} for i in range(n)]
+    units = rnn[0]["recurrent"].shape[0]
+    per_layer = 1 if rnn[0]["bias"].ndim == 2 else 2  # GRU biases are [2, 3H] (one state), LSTM's [4H] (h, c)
+    books = z["book_states"] if "book_states" in z.files else np.zeros((1, n * per_layer, units), np.float16)
     return {"embedding": z["embedding"], "dense_kernel": z["dense_kernel"], "dense_bias": z["dense_bias"],
-            "rnn": [{k: z[f"rnn_{i}_{k}"] for k in ("kernel", "recurrent", "bias")} for i in range(n)]}
+            "rnn": rnn, "book_states": books}
+
+
+def run_books(run: Path) -> dict:
+    """books.json of a run ({"books": [], "names": {}} for runs made before novels were tracked)."""
+    path = run / "books.json"
+    return json.loads(path.read_text()) if path.exists() else {"books": [], "names": {}}
 
 
 def run_weights(run: Path, cfg: TrainConfig, vocab_size: int) -> dict:
@@ -53,15 +63,18 @@ def run_weights(run: Path, cfg: TrainConfig, vocab_size: int) -> dict:
         raise FileNotFoundError(f"{run}: no weights (best.weights.h5, checkpoint/ or weights.npz)")
     from train import network  # noqa: PLC0415  (Keras only when the weights are Keras's)
 
-    model, _ = network.build(cfg, vocab_size)
+    n_books = len(run_books(run)["books"]) if cfg.world != "none" else 0
+    model, _ = network.build(cfg, vocab_size, n_books)
     model.load_weights(source)
-    return network.export_weights(cfg, model)
+    return network.export_weights(cfg, model, n_books, Vocabulary.load(run / "vocab.json").token_base)
 
 
 def make_card(run: Path, cfg: TrainConfig, vocab: Vocabulary, weights: dict) -> dict:
     report = json.loads((run / "report.json").read_text()) if (run / "report.json").exists() else {}
     corpus = json.loads((run / "corpus.json").read_text())["files"]
-    params = sum(int(np.prod(a.shape)) for k, a in weights.items() if k != "rnn")
+    params = sum(int(np.prod(a.shape)) for k, a in weights.items() if k not in ("rnn", "book_states"))
+    if cfg.world == "state":  # learned parameters; a token world's states are derived, not learned
+        params += int(np.prod(weights["book_states"].shape))
     params += sum(int(np.prod(a.shape)) for layer in weights["rnn"] for a in layer.values())
     best = report.get("best_val_nats_per_char")
     import tensorflow as tf  # noqa: PLC0415
@@ -70,12 +83,15 @@ def make_card(run: Path, cfg: TrainConfig, vocab: Vocabulary, weights: dict) -> 
         "format": FORMAT,
         "name": run.name,
         "exported": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "world": cfg.world,
+        "books": books_for_card(run, cfg),
         "architecture": {"cell": cfg.cell, "layers": cfg.layers, "units": cfg.units,
                          "embedding_dim": cfg.embedding_dim, "dropout": cfg.dropout,
                          "vocab_size": len(vocab), "parameters": params, "storage": "float16",
                          "compute": "float32"},
         "training": {"epochs_run": report.get("epochs_run"), "best_epoch": report.get("best_epoch"),
                      "seq_len": cfg.seq_len, "burn_in": cfg.burn_in, "carry_state": cfg.carry_state,
+                     "book_drop": cfg.book_drop, "quotes": cfg.quotes,
                      "batch_size": cfg.batch_size,
                      "learning_rate": cfg.learning_rate, "min_count": cfg.min_count, "holdout": cfg.holdout,
                      "seed": cfg.seed, "seconds": report.get("train_seconds"), "hardware": report.get("hardware"),
@@ -86,6 +102,14 @@ def make_card(run: Path, cfg: TrainConfig, vocab: Vocabulary, weights: dict) -> 
         "corpus": corpus,
         "libraries": {"tensorflow": tf.__version__, "numpy": np.__version__, "python": platform.python_version()},
     }
+
+
+def books_for_card(run: Path, cfg: TrainConfig) -> list[dict]:
+    """The card's novels: id, name, and the names it makes frequent ({name: [count, share]}), for
+    picking a novel from a prompt. Every run lists its novels; only a world model can write in one."""
+    books = run_books(run)
+    return [{"id": b["id"], "name": b["name"], "file": b["file"], "names": books["names"].get(b["name"], {})}
+            for b in books["books"]]
 
 
 def export_run(run: Path, out: Path | None = None, evaluate: bool = False, report=print) -> Path:

@@ -4,7 +4,8 @@ Everything a run writes lives in its run directory:
 
     RUN/config.json          every knob (TrainConfig)
     RUN/vocab.json           the characters, id order, [UNK] first
-    RUN/corpus.json          files used: sha256, encoding, characters trained / held out
+    RUN/corpus.json          files used: sha256, encoding, characters trained / held out, normalisation
+    RUN/books.json           the novels (id 1..K, in corpus order) and their character names (train.names)
     RUN/checkpoint/          last epoch: weights, optimizer state, progress (for --resume)
     RUN/best.weights.h5      the weights with the best validation loss so far
     RUN/history.csv          one line per epoch
@@ -30,6 +31,8 @@ from train import network
 from train.config import TrainConfig
 from train.corpus import read_corpus
 from train.data import epoch_batches, score_streams, steps_per_epoch
+from train.names import book_names
+from train.normalise import Normalisation
 from train.vocab import Vocabulary
 
 LN2 = math.log(2.0)
@@ -41,7 +44,7 @@ class TrainingError(Exception):
 
 def load_corpus(paths: list[str], cfg: TrainConfig, report=print):
     """(novels, training texts, held-out texts)."""
-    novels = read_corpus(paths, report=report)
+    novels = read_corpus(paths, report=report, options=Normalisation(quotes=cfg.quotes))
     parts = [n.split(cfg.holdout) for n in novels]
     return novels, [p[0] for p in parts], [p[1] for p in parts]
 
@@ -53,6 +56,17 @@ def corpus_card(novels, train_texts, val_texts) -> list[dict]:
          "normalised": n.changes.as_dict()}
         for n, t, v in zip(novels, train_texts, val_texts)
     ]
+
+
+def books_card(novels, train_texts) -> dict:
+    """books.json: the novels by id (1..K; 0 is "no novel") and the names each one makes frequent."""
+    return {"books": [{"id": i + 1, "name": n.name, "file": n.file} for i, n in enumerate(novels)],
+            "names": book_names({n.name: t for n, t in zip(novels, train_texts)})}
+
+
+def book_of_chars(train_texts: list[str]) -> np.ndarray:
+    """int16 [total chars]: the novel (1..K) of every training character, in concatenation order."""
+    return np.repeat(np.arange(1, len(train_texts) + 1, dtype=np.int16), [len(t) for t in train_texts])
 
 
 def make_optimizer(cfg: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
@@ -131,13 +145,21 @@ class ScalarLog:
             self.writer.flush()
 
 
-def validate(cfg: TrainConfig, stepper, val_ids: list[np.ndarray]) -> tuple[float, int]:
-    """Held-out cross-entropy in nats/char, the state carried through each file's tail."""
-    streams = [v[: cfg.val_max_chars] if cfg.val_max_chars else v for v in val_ids]
-    streams = [s for s in streams if len(s)]
+def validate(cfg: TrainConfig, stepper, val_ids: list[np.ndarray], start: np.ndarray | None = None,
+             use_books: bool = True) -> tuple[float, int]:
+    """Held-out cross-entropy in nats/char, the state carried through each file's tail.
+
+    With a world, file i's tail starts from novel i+1's state in `start` [K+1, S, units]
+    (the right novel, as auto picks it), or from the "no novel" row when use_books is False.
+    """
+    keep = [i for i, v in enumerate(val_ids) if len(v)]
+    streams = [val_ids[i][: cfg.val_max_chars] if cfg.val_max_chars else val_ids[i] for i in keep]
+    begin = None
+    if start is not None and cfg.world != "none":
+        begin = start[[i + 1 if use_books else 0 for i in keep]]
     nll, counts = score_streams(
         stepper, stepper.get_layer("logits"), streams, n_states=len(stepper.inputs) - 1,
-        top=network.top_state_index(cfg), units=cfg.units, chunk=cfg.val_chunk)
+        top=network.top_state_index(cfg), units=cfg.units, chunk=cfg.val_chunk, start=begin)
     return float(nll.sum() / counts.sum()), int(counts.sum())
 
 
@@ -169,18 +191,24 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
     else:
         run.mkdir(parents=True, exist_ok=True)
         vocab = Vocabulary.build(train_texts, cfg.min_count)
+        if cfg.world == "token":
+            vocab = vocab.with_book_tokens(len(novels))
         cfg.save(run / "config.json")
         vocab.save(run / "vocab.json")
+        (run / "books.json").write_text(json.dumps(books_card(novels, train_texts), indent=1, ensure_ascii=False))
         (run / "corpus.json").write_text(json.dumps(
             {"paths": [str(p) for p in corpus], "files": card}, indent=2, ensure_ascii=False))
     train_ids = vocab.encode("".join(train_texts))
+    train_books = book_of_chars(train_texts) if cfg.world != "none" else None
     val_ids = [vocab.encode(t) for t in val_texts]
+    n_books = len(novels) if cfg.world != "none" else 0
     steps = steps_per_epoch(len(train_ids), cfg)
     report(f"vocabulary {len(vocab):,} (min count {cfg.min_count}); {len(train_ids):,} training chars, "
            f"{sum(map(len, val_ids)):,} held out; {steps} steps of {cfg.batch_size}×{cfg.seq_len} per epoch"
-           f"{' (state carried across batches)' if cfg.carry_state else ''}")
+           f"{' (state carried across batches)' if cfg.carry_state else ''}"
+           f"{f'; {n_books} novels, world {cfg.world!r}' if n_books else ''}")
 
-    model, stepper = network.build(cfg, len(vocab))
+    model, stepper = network.build(cfg, len(vocab), n_books)
     optimizer = make_optimizer(cfg, steps * cfg.epochs)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
     model.compile(optimizer=optimizer, loss=loss)
@@ -204,15 +232,19 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
             break
         t0 = time.perf_counter()
         reseed_dropout(model, cfg.seed * 1000 + epoch * 10)  # dropout masks depend on (seed, epoch) alone
-        x, y, w = epoch_batches(train_ids, cfg, epoch)
+        x, y, w = epoch_batches(train_ids, cfg, epoch, train_books, vocab.token_base)
         if cfg.carry_state:
             model.reset_carry()  # every stream starts the epoch from zero state
         hist = model.fit(x, y, sample_weight=w, batch_size=cfg.batch_size, epochs=epoch + 1,
                          initial_epoch=epoch, shuffle=False, verbose=_verbosity())
         train_loss = float(hist.history["loss"][-1])
-        val, n_val = validate(cfg, stepper, val_ids)
+        start = network.book_start_states(cfg, model, n_books, vocab.token_base)
+        val, n_val = validate(cfg, stepper, val_ids, start)
         seconds = last_seconds = time.perf_counter() - t0
-        row = {"train_nats": train_loss, "val_nats": val, "val_bits": val / LN2,
+        row = {"train_nats": train_loss, "val_nats": val, "val_bits": val / LN2}
+        if n_books:  # the same tails read with no novel given: the model must still write without one
+            row["val_nats_no_book"] = validate(cfg, stepper, val_ids, start, use_books=False)[0]
+        row |= {
                "lr": float(np.asarray(optimizer.learning_rate)), "seconds": seconds}
         progress["history"].append({"epoch": epoch + 1, **row})
         progress["seconds"] += seconds
@@ -224,8 +256,10 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
         stale = 0 if better else stale + 1
         save_checkpoint(run, model, optimizer, progress)
         log.write(epoch + 1, row)
+        no_book = f"; no novel given {row['val_nats_no_book']:.4f}" if n_books else ""
         report(f"epoch {epoch + 1}/{cfg.epochs}: train {train_loss:.4f} nats/char, validation {val:.4f} nats/char "
-               f"({val / LN2:.4f} bits/char, {n_val:,} chars, state carried){' *' if better else ''}, {seconds:.0f} s")
+               f"({val / LN2:.4f} bits/char, {n_val:,} chars, state carried{no_book}){' *' if better else ''}, "
+               f"{seconds:.0f} s")
 
     result = {
         "config": asdict(cfg), "vocab_size": len(vocab), "parameters": model.count_params(),

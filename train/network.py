@@ -10,18 +10,30 @@ and KERAS_BACKEND=jax. Two functional models share one set of layers:
   can be scored (and validation measured) with the state carried across chunks.
 
 States are a list of arrays [B, units]: one per GRU layer, two (h, c) per LSTM layer.
+
+With `world="state"` the training model takes a second input, the novel of each window
+[B] (0 = none), and starts every layer from a learned state for that novel: a
+"book_state" embedding [K+1, S*units] through tanh. With `world="token"` the novels
+are characters of their own (appended to the vocabulary) read before each window, and
+nothing here changes. Either way `book_start_states` gives the state each novel
+starts from, which the SavedModel stores as a table.
 """
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from train.config import TrainConfig
 
 
-def build_layers(cfg: TrainConfig, vocab_size: int) -> dict[str, keras.layers.Layer]:
+def build_layers(cfg: TrainConfig, vocab_size: int, n_books: int = 0) -> dict[str, keras.layers.Layer]:
     rnn = keras.layers.GRU if cfg.cell == "gru" else keras.layers.LSTM
     layers = {"embedding": keras.layers.Embedding(vocab_size, cfg.embedding_dim, name="embedding")}
+    if cfg.world == "state":  # row 0: no novel; small initial values, so training starts near the zero state
+        layers["book_state"] = keras.layers.Embedding(
+            n_books + 1, cfg.layers * states_per_layer(cfg) * cfg.units, name="book_state",
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=0.01))
     for i in range(cfg.layers):
         layers[f"rnn_{i}"] = rnn(cfg.units, return_sequences=True, return_state=True, name=f"rnn_{i}")
         layers[f"dropout_{i}"] = keras.layers.Dropout(cfg.dropout, name=f"dropout_{i}")
@@ -47,9 +59,18 @@ def forward(cfg: TrainConfig, layers: dict, ids, states=None, training=None):
     return layers["logits"](x), final
 
 
+def book_states(cfg: TrainConfig, layers: dict, book) -> list:
+    """book [B] → the starting states (a list of S tensors [B, units]) of the "state" world."""
+    z = keras.ops.tanh(layers["book_state"](book))  # [B, S*units]
+    return [z[:, j * cfg.units:(j + 1) * cfg.units] for j in range(cfg.layers * states_per_layer(cfg))]
+
+
 def training_model(cfg: TrainConfig, layers: dict) -> keras.Model:
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
-    return keras.Model(ids, forward(cfg, layers, ids)[0], name="char_rnn")
+    if cfg.world != "state":
+        return keras.Model(ids, forward(cfg, layers, ids)[0], name="char_rnn")
+    book = keras.Input(shape=(), dtype="int32", name="book")
+    return keras.Model([ids, book], forward(cfg, layers, ids, book_states(cfg, layers, book))[0], name="char_rnn")
 
 
 class CarriedStateModel(keras.Model):
@@ -88,9 +109,9 @@ def stepper(cfg: TrainConfig, layers: dict) -> keras.Model:
     return keras.Model([ids, *states_in], [logits, *states_out], name="char_rnn_stepper")
 
 
-def build(cfg: TrainConfig, vocab_size: int) -> tuple[keras.Model, keras.Model]:
+def build(cfg: TrainConfig, vocab_size: int, n_books: int = 0) -> tuple[keras.Model, keras.Model]:
     """(training_model, stepper) sharing weights, both built (ready for load_weights)."""
-    layers = build_layers(cfg, vocab_size)
+    layers = build_layers(cfg, vocab_size, n_books)
     step = stepper(cfg, layers)
     if not cfg.carry_state:
         return training_model(cfg, layers), step
@@ -100,12 +121,31 @@ def build(cfg: TrainConfig, vocab_size: int) -> tuple[keras.Model, keras.Model]:
     return model, step
 
 
-def export_weights(cfg: TrainConfig, model: keras.Model) -> dict:
+def book_start_states(cfg: TrainConfig, model: keras.Model, n_books: int, token_base: int = 0) -> np.ndarray:
+    """float32 [K+1, S, units]: the state each novel starts from (row 0: no novel).
+
+    "none": zeros (one row); "state": the learned table through tanh; "token": the
+    state after reading the novel's token from the zero state.
+    """
+    n_states = cfg.layers * states_per_layer(cfg)
+    if cfg.world == "none":
+        return np.zeros((1, n_states, cfg.units), np.float32)
+    if cfg.world == "state":
+        table = model.get_layer("book_state").get_weights()[0]  # [K+1, S*units]
+        return np.tanh(table).reshape(n_books + 1, n_states, cfg.units).astype(np.float32)
+    names = ["embedding", "logits"] + [f"{kind}_{i}" for i in range(cfg.layers) for kind in ("rnn", "dropout")]
+    layers = {n: model.get_layer(n) for n in names}
+    tokens = keras.ops.convert_to_tensor((token_base + np.arange(n_books + 1, dtype=np.int32))[:, None])
+    _, final = forward(cfg, layers, tokens, training=False)
+    return np.stack([np.asarray(keras.ops.convert_to_numpy(s), np.float32) for s in final], axis=1)
+
+
+def export_weights(cfg: TrainConfig, model: keras.Model, n_books: int = 0, token_base: int = 0) -> dict:
     """Plain NumPy weights by role, the form `model.onestep` builds a SavedModel from.
 
     embedding [V, E]; per layer kernel [in, G*units], recurrent [units, G*units],
     bias [2, 3*units] (GRU, input and recurrent biases) or [4*units] (LSTM); dense
-    kernel [units, V] and bias [V].
+    kernel [units, V] and bias [V]; book_states [K+1, S, units] (see book_start_states).
     """
     get = lambda name: [w for w in model.get_layer(name).get_weights()]  # noqa: E731
     rnn = []
@@ -113,7 +153,8 @@ def export_weights(cfg: TrainConfig, model: keras.Model) -> dict:
         kernel, recurrent, bias = get(f"rnn_{i}")
         rnn.append({"kernel": kernel, "recurrent": recurrent, "bias": bias})
     dense_kernel, dense_bias = get("logits")
-    return {"embedding": get("embedding")[0], "rnn": rnn, "dense_kernel": dense_kernel, "dense_bias": dense_bias}
+    return {"embedding": get("embedding")[0], "rnn": rnn, "dense_kernel": dense_kernel, "dense_bias": dense_bias,
+            "book_states": book_start_states(cfg, model, n_books, token_base)}
 
 
 def top_state_index(cfg: TrainConfig) -> int:

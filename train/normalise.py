@@ -163,7 +163,7 @@ def rejoin_wrapped(text: str) -> tuple[str, int, int]:
             joined += 1
         else:
             out.append(line)
-    return "\n".join(out), joined, width
+    return "\n".join(out), joined, width if joined else 0
 
 
 def _continues(prev: int, body, full, nonblank, position) -> bool:

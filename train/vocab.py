@@ -9,6 +9,12 @@ from pathlib import Path
 import numpy as np
 
 UNK = "[UNK]"
+BOOK_TOKEN_BASE = 0xE000  # novel k's token (world "token") is chr(BOOK_TOKEN_BASE + k): private-use, never in text
+
+
+def book_token(k: int) -> str:
+    """The character that stands for novel k (0 = no novel)."""
+    return chr(BOOK_TOKEN_BASE + k)
 
 
 class Vocabulary:
@@ -26,6 +32,15 @@ class Vocabulary:
             counts.update(t)
         kept = [c for c, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_count]
         return cls([UNK] + kept)
+
+    def with_book_tokens(self, n_books: int) -> "Vocabulary":
+        """This vocabulary with the tokens of "no novel" and novels 1..n_books appended."""
+        return Vocabulary(self.chars + [book_token(k) for k in range(n_books + 1)])
+
+    @property
+    def token_base(self) -> int:
+        """Id of the "no novel" token (novel k's is this + k), or 0 without book tokens."""
+        return self.index.get(book_token(0), 0)
 
     def __len__(self) -> int:
         return len(self.chars)
