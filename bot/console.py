@@ -62,6 +62,8 @@ async def run_console(config: BotConfig, model, stdin=None, stdout=None) -> None
             say(await engine.temperature(CONSOLE_CHAT, arg))
         elif command == "/len":
             say(await engine.length(CONSOLE_CHAT, arg))
+        elif command == "/book":
+            say(await engine.book(CONSOLE_CHAT, arg))
         elif command == "/reset":
             say(await engine.reset(CONSOLE_CHAT))
         elif command == "/story":

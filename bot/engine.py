@@ -1,4 +1,4 @@
-"""The story engine: what /write, /continue, 重写, /temp, /len, /reset and /story do.
+"""The story engine: what /write, /continue, 重写, /temp, /len, /book, /reset and /story do.
 
 Transport-free: the Telegram handlers and the console are thin adapters over it.
 It keeps one GRU state per chat in memory (the state after the story's last
@@ -47,6 +47,19 @@ class ChatSession:
 
 
 @dataclass
+class Opening:
+    """Where a part starts: what `prepare` hands to the scheduler and, once complete, to the store."""
+
+    version: int  # story version (buttons carry it)
+    before: str  # story text before the part
+    read: str  # text the model reads before sampling (a prompt, or a story tail to rebuild a state)
+    states: np.ndarray  # [S, 1, H] state before `read`
+    start: int  # where the part begins in the story text
+    header: str = ""  # shown before the generated text (the prompt for /write)
+    notice: str = ""  # an extra line for the user (which novel auto picked)
+
+
+@dataclass
 class Part:
     """One generation in progress: iterate `pieces()` for the text as it grows."""
 
@@ -73,8 +86,18 @@ class StoryEngine:
         self.prompt_limit = prompt_limit  # characters of a /write prompt that are used
         self.rebuild_chars = rebuild_chars  # story tail read to rebuild a lost state
         self.sessions: dict[int, ChatSession] = {}
-        model = scheduler.model
-        self._zero = np.zeros((model.num_states, 1, model.units), np.float32)
+        self.model = scheduler.model
+
+    def start_state(self, book: str | None) -> np.ndarray:
+        """[S, 1, H]: where a story in `book` (None: no novel) starts."""
+        return self.model.initial_state(1, book)
+
+    def book_for(self, setting: str, prompt: str) -> str | None:
+        """The novel a new story is written in: the chat's choice, or "auto" picked from the prompt.
+        A choice the model no longer knows (another model was loaded) counts as "auto"."""
+        if setting != texts.BOOK_AUTO and setting in self.model.books:
+            return setting
+        return self.model.pick_book(prompt)
 
     def session(self, chat_id: int) -> ChatSession:
         return self.sessions.setdefault(chat_id, ChatSession())
@@ -103,6 +126,22 @@ class StoryEngine:
         await save(chat_id, value)
         return done(value)
 
+    async def book(self, chat_id: int, raw: str | None) -> str:
+        """/book: list the novels with the chat's choice, or set one (a name or "auto")."""
+        names = self.model.books.names
+        if not names:
+            return texts.NO_BOOKS
+        current = (await self.store.settings(chat_id)).book
+        if not raw or not raw.strip():
+            return texts.book_list(names, current if current in names else texts.BOOK_AUTO)
+        choice = raw.strip().strip("《》<>")
+        if choice.lower() == texts.BOOK_AUTO:
+            choice = texts.BOOK_AUTO
+        elif choice not in names:
+            return texts.book_unknown(raw.strip(), names)  # the setting stays as it was
+        await self.store.set_book(chat_id, choice)
+        return texts.book_set(choice)
+
     # ---- stories --------------------------------------------------------------------
 
     async def reset(self, chat_id: int) -> str:
@@ -128,30 +167,33 @@ class StoryEngine:
         if len(prompt) > self.prompt_limit:
             prompt, notice = prompt[-self.prompt_limit:], texts.prompt_cut(self.prompt_limit)
 
-        async def prepare(s: ChatSession):
-            version = await self.store.start_story(chat_id, prompt)
-            s.version, s.states, s.before_last = version, None, (prompt, self._zero)
-            return version, prompt, prompt, self._zero, len(prompt), prompt
+        async def prepare(s: ChatSession, settings) -> Opening:
+            book = self.book_for(settings.book, prompt)
+            start = self.start_state(book)
+            version = await self.store.start_story(chat_id, prompt, book)
+            s.version, s.states, s.before_last = version, None, (prompt, start)
+            picked = texts.book_picked(book) if book and settings.book == texts.BOOK_AUTO else ""
+            return Opening(version, prompt, prompt, start, len(prompt), header=prompt, notice=picked)
 
         return await self._generate(chat_id, prepare, notice, user_id)
 
     async def continue_story(self, chat_id: int, version: int | None = None, user_id: int | None = None):
         """Extend the chat's story from its state (version: the button's, if pressed)."""
-        async def prepare(s: ChatSession):
+        async def prepare(s: ChatSession, settings) -> Opening:
             story = await self.store.story(chat_id)
             if version is not None and (story is None or version != story.version):
                 raise UserError(texts.STALE_BUTTON)
             if story is None or not story.text:
                 raise UserError(texts.NO_STORY)
-            read, states = self._resume_point(s, story.version, story.text)
+            read, states = self._resume_point(s, story)
             s.version, s.before_last = story.version, (read, states)
-            return story.version, story.text, read, states, len(story.text), ""
+            return Opening(story.version, story.text, read, states, len(story.text))
 
         return await self._generate(chat_id, prepare, "", user_id)
 
     async def rewrite(self, chat_id: int, version: int, start: int, user_id: int | None = None):
         """Generate the newest part again, from the state before it."""
-        async def prepare(s: ChatSession):
+        async def prepare(s: ChatSession, settings) -> Opening:
             story = await self.store.story(chat_id)
             if story is None or version != story.version or not story.text:
                 raise UserError(texts.STALE_BUTTON)
@@ -161,16 +203,17 @@ class StoryEngine:
             if s.version == story.version and s.before_last is not None:
                 read, states = s.before_last
             else:  # lost in a restart: read the tail of the story before the part
-                read, states = before[-self.rebuild_chars:], self._zero
+                read, states = before[-self.rebuild_chars:], self.start_state(story.book)
             s.before_last = (read, states)
-            return story.version, before, read, states, start, ""
+            return Opening(story.version, before, read, states, start)
 
         return await self._generate(chat_id, prepare, "", user_id)
 
-    def _resume_point(self, s: ChatSession, version: int, text: str) -> tuple[str, np.ndarray]:
-        if s.version == version and s.states is not None:
+    def _resume_point(self, s: ChatSession, story) -> tuple[str, np.ndarray]:
+        if s.version == story.version and s.states is not None:
             return "", s.states
-        return text[-self.rebuild_chars:], self._zero
+        # Lost (a restart): read the story's tail from where a story in its novel starts.
+        return story.text[-self.rebuild_chars:], self.start_state(story.book)
 
     async def _generate(self, chat_id: int, prepare, notice: str, user_id: int | None) -> "PartContext":
         s = self.session(chat_id)
@@ -218,9 +261,10 @@ class PartContext:
             if not limits.characters(self.user_id, settings.length):
                 raise UserError(texts.TOO_MUCH)
             reserved = settings.length
-            version, before, read, states, start, header = await self.prepare(self.session)
+            opening = await self.prepare(self.session, settings)
             try:
-                self.job = self.engine.scheduler.submit(read, states, settings.length, settings.temperature)
+                self.job = self.engine.scheduler.submit(opening.read, opening.states, settings.length,
+                                                        settings.temperature)
             except Busy:
                 raise UserError(texts.BUSY_GLOBAL) from None
         except BaseException:
@@ -228,8 +272,9 @@ class PartContext:
                 limits.refund(self.user_id, reserved)
             self.session.lock.release()
             raise
-        self.before, self.version, self.start = before, version, start
-        self.part = Part(self.chat_id, version, start, header, self.notice,
+        self.before, self.version, self.start = opening.before, opening.version, opening.start
+        notice = "\n".join(n for n in (self.notice, opening.notice) if n)
+        self.part = Part(self.chat_id, opening.version, opening.start, opening.header, notice,
                          _run=self.engine.scheduler.stream(self.job))
         return self.part
 

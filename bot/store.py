@@ -17,6 +17,7 @@ import aiosqlite
 
 DEFAULT_TEMPERATURE = 0.8  # sampling temperature for a chat that never set one
 DEFAULT_LENGTH = 300  # characters one /write or /continue adds, by default
+DEFAULT_BOOK = "auto"  # the novel a chat's stories are in: "auto" picks it from each /write's names
 
 MIGRATIONS: list[str] = [
     # 1: settings and stories
@@ -33,23 +34,31 @@ MIGRATIONS: list[str] = [
         last_part_start INTEGER NOT NULL        -- where the newest generated part begins (for 重写)
     );
     """,
+    # 2: the novel a chat writes in (/book), and the novel each story started in (to rebuild its state)
+    """
+    ALTER TABLE settings ADD COLUMN book TEXT NOT NULL DEFAULT 'auto';
+    ALTER TABLE stories ADD COLUMN book TEXT;   -- NULL: no novel
+    """,
 ]
 
 CREATE_MIGRATIONS = "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
 SELECT_SCHEMA_VERSION = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version, applied_at) VALUES (?, datetime('now'))"
-SELECT_SETTINGS = "SELECT temperature, length FROM settings WHERE chat_id = ?"
+SELECT_SETTINGS = "SELECT temperature, length, book FROM settings WHERE chat_id = ?"
 UPSERT_TEMPERATURE = """
     INSERT INTO settings (chat_id, temperature, length) VALUES (?, ?, ?)
     ON CONFLICT(chat_id) DO UPDATE SET temperature = excluded.temperature"""
 UPSERT_LENGTH = """
     INSERT INTO settings (chat_id, temperature, length) VALUES (?, ?, ?)
     ON CONFLICT(chat_id) DO UPDATE SET length = excluded.length"""
-SELECT_STORY = "SELECT version, text, last_part_start FROM stories WHERE chat_id = ?"
+UPSERT_BOOK = """
+    INSERT INTO settings (chat_id, temperature, length, book) VALUES (?, ?, ?, ?)
+    ON CONFLICT(chat_id) DO UPDATE SET book = excluded.book"""
+SELECT_STORY = "SELECT version, text, last_part_start, book FROM stories WHERE chat_id = ?"
 START_STORY = """
-    INSERT INTO stories (chat_id, version, text, last_part_start) VALUES (?, 1, ?, ?)
+    INSERT INTO stories (chat_id, version, text, last_part_start, book) VALUES (?, 1, ?, ?, ?)
     ON CONFLICT(chat_id) DO UPDATE SET version = stories.version + 1, text = excluded.text,
-                                       last_part_start = excluded.last_part_start
+                                       last_part_start = excluded.last_part_start, book = excluded.book
     RETURNING version"""
 SAVE_STORY = "UPDATE stories SET text = ?, last_part_start = ? WHERE chat_id = ? AND version = ?"
 RESET_STORY = "UPDATE stories SET version = version + 1, text = '', last_part_start = 0 WHERE chat_id = ?"
@@ -63,6 +72,7 @@ class StoreError(Exception):
 class Settings:
     temperature: float = DEFAULT_TEMPERATURE
     length: int = DEFAULT_LENGTH
+    book: str = DEFAULT_BOOK  # "auto" or a novel's name
 
 
 @dataclass
@@ -70,6 +80,7 @@ class Story:
     version: int
     text: str
     last_part_start: int
+    book: str | None = None  # the novel it is written in (None: no novel)
 
 
 class Store:
@@ -131,13 +142,16 @@ class Store:
     async def set_length(self, chat_id: int, value: int) -> None:
         await self._write(UPSERT_LENGTH, (chat_id, DEFAULT_TEMPERATURE, value))
 
+    async def set_book(self, chat_id: int, value: str) -> None:
+        await self._write(UPSERT_BOOK, (chat_id, DEFAULT_TEMPERATURE, DEFAULT_LENGTH, value))
+
     async def story(self, chat_id: int) -> Story | None:
         row = await self._fetchone(SELECT_STORY, (chat_id,))
         return Story(*row) if row else None
 
-    async def start_story(self, chat_id: int, prompt: str) -> int:
-        """Replace the chat's story with a new one holding the prompt; returns its version."""
-        (version,) = await self._write(START_STORY, (chat_id, prompt, len(prompt)), fetch=True)
+    async def start_story(self, chat_id: int, prompt: str, book: str | None = None) -> int:
+        """Replace the chat's story with a new one holding the prompt, in `book`; returns its version."""
+        (version,) = await self._write(START_STORY, (chat_id, prompt, len(prompt), book), fetch=True)
         return version
 
     async def save_story(self, chat_id: int, version: int, text: str, last_part_start: int) -> None:

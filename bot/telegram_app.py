@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 COMMANDS = [
     ("write", "以一段开头写新故事"), ("continue", "接着往下写"), ("temp", "查看或设定温度"),
-    ("len", "查看或设定每次写的字数"), ("story", "发送整个故事 (.txt)"), ("reset", "忘掉这个故事"),
+    ("len", "查看或设定每次写的字数"), ("book", "查看或选择写哪部小说"), ("story", "发送整个故事 (.txt)"),
+    ("reset", "忘掉这个故事"),
     ("help", "用法"),
 ]
 EDIT_INTERVAL = 1.0  # seconds between edits of one message (Telegram's flood limits)
@@ -234,6 +235,13 @@ async def len_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 
 @guarded
+async def book_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/book [name|auto]: list the novels, or choose the one new stories are written in."""
+    reply = await engine_of(context).book(update.effective_chat.id, command_text(update))
+    await call_telegram(update.effective_message.reply_text, reply)
+
+
+@guarded
 async def reset_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/reset: forget this chat's story."""
     await call_telegram(update.effective_message.reply_text, await engine_of(context).reset(update.effective_chat.id))
@@ -308,7 +316,7 @@ def build_application(config: BotConfig, model) -> Application:
     not_edited = ~filters.UpdateType.EDITED  # an edited message never re-runs a command
     for names, handler in ((["start", "help"], help_command), (["write"], write_command),
                            (["continue"], continue_command), (["temp"], temp_command), (["len"], len_command),
-                           (["reset"], reset_command), (["story"], story_command)):
+                           (["book"], book_command), (["reset"], reset_command), (["story"], story_command)):
         app.add_handler(CommandHandler(names, handler, filters=not_edited))
     app.add_handler(CallbackQueryHandler(button_pressed))
     app.add_error_handler(on_error)

@@ -9,6 +9,7 @@ HELP = f"""金庸体写作机器人 —— 我用金庸小说学会了写武侠�
 /continue —— 接着往下写
 /temp 数值 —— 设定温度（{TEMP_MIN}–{TEMP_MAX}），越低越稳，越高越奇；/temp 查看当前值
 /len 字数 —— 每次写多少字（{LEN_MIN}–{LEN_MAX}）；/len 查看当前值
+/book 书名 —— 故事写在哪部小说里，例如：/book 天龙八部；/book auto 按开头里的人名自动选；/book 查看
 /story —— 把整个故事作为 .txt 文件发给你
 /reset —— 忘掉这个故事
 /help —— 显示本说明
@@ -59,3 +60,26 @@ def len_invalid(raw: str) -> str:
 
 def prompt_cut(limit: int) -> str:
     return f"（开头太长，只用了最后 {limit} 个字。）"
+
+
+BOOK_AUTO = "auto"
+NO_BOOKS = "这个模型不分小说，写什么都从同一个起点开始；/book 用不上。"
+
+
+def book_list(books: list[str], current: str) -> str:
+    shown = "自动（按开头里的人名选）" if current == BOOK_AUTO else f"《{current}》"
+    return (f"现在：{shown}\n可选：" + "、".join(f"《{b}》" for b in books)
+            + "\n用 /book 书名 选一部，/book auto 自动选。")
+
+
+def book_set(name: str) -> str:
+    return f"以后的新故事写在《{name}》里。" if name != BOOK_AUTO else "以后按开头里的人名自动选小说。"
+
+
+def book_unknown(raw: str, books: list[str]) -> str:
+    return (f"没有「{raw[:20]}」这部小说。可选：" + "、".join(f"《{b}》" for b in books)
+            + "，或 auto。小说没有改变。")
+
+
+def book_picked(name: str) -> str:
+    return f"（按开头里的人名，写的是《{name}》。）"

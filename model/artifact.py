@@ -2,8 +2,10 @@
 
     from model import load
     m = load()                                   # the shipped default model
-    texts, states = m.generate(["乔峰带阿朱"], length=200, temperature=0.8, seed=1)
+    texts, states = m.generate(["乔峰带阿朱"], length=200, temperature=0.8, seed=1)   # novel picked from the names
     texts, states = m.generate([""], states, length=200, temperature=0.8, seed=1, step=200)
+    m.generate(["他走进客栈"], book="天龙八部")     # a novel by name; book=None: no novel
+    m.pick_book("郭靖对黄蓉说")                    # "射雕英雄传" (None when the prompt names no one)
 
 Everything that reaches the model passes through here, so bad arguments give a
 ValueError that says what is allowed rather than a TensorFlow traceback.
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.books import AUTO, Books
 from model.card import FORMAT
 
 # The shipped default model, committed with the code.
@@ -33,9 +36,6 @@ def check_model_dir(path: str | Path) -> dict:
     """Check that `path` holds a complete SavedModel of our format; return its model card."""
     path = Path(path)
     if not path.exists():
-        if path == DEFAULT_MODEL_DIR:
-            raise ModelError(f"{path}: no default model is shipped yet; pass --model DIR (a saved_model from "
-                             "python -m train)")
         raise ModelError(f"{path}: no such model directory")
     if not path.is_dir():
         raise ModelError(f"{path}: not a directory (a model is a SavedModel directory)")
@@ -86,12 +86,16 @@ class CharModel:
         self.num_states = int(self._m.num_states.numpy())
         self.units = int(self._m.state_units.numpy())
         self.vocab_size = int(self._m.vocab_size.numpy())
+        self.world = self.card.get("world", "none")
+        # Novels the model can write in (none for a model trained without a world).
+        self.books = Books(self.card.get("books", []) if self.world != "none" else [])
+        self._book_states = self._m.book_states.numpy()  # [K+1, S, H]
 
     def weights(self) -> dict:
         """The artifact's weights by role, as NumPy arrays (float16, as stored)."""
         saved = self._m
         return {"embedding": saved.embedding.numpy(), "dense_kernel": saved.dense_kernel.numpy(),
-                "dense_bias": saved.dense_bias.numpy(),
+                "dense_bias": saved.dense_bias.numpy(), "book_states": saved.book_states.numpy(),
                 "rnn": [{"kernel": k.numpy(), "recurrent": r.numpy(), "bias": b.numpy()}
                         for k, r, b in zip(saved.kernels, saved.recurrents, saved.biases)]}
 
@@ -117,8 +121,25 @@ class CharModel:
         self.generate(["乔峰"], length=1, temperature=1.0, seed=0)
         self.score(["乔峰"])
 
-    def initial_state(self, batch_size: int = 1) -> np.ndarray:
-        return np.zeros((self.num_states, batch_size, self.units), np.float32)
+    def pick_book(self, prompt: str) -> str | None:
+        """The novel a prompt's character names point to, or None (see model.books)."""
+        return self.books.pick(prompt)
+
+    def resolve_book(self, book: str | None, prompt: str = "") -> str | None:
+        """"auto" → the novel the prompt points to; a name → itself (ValueError if unknown); None → None."""
+        return self.books.resolve(book, prompt)
+
+    def initial_state(self, batch_size: int = 1, book: str | None = None) -> np.ndarray:
+        """[S, B, H]: the state a story in `book` (a name; None = no novel) starts from."""
+        row = self._book_states[self.books.id_of(book)]  # [S, H]
+        return np.repeat(row[:, None, :], batch_size, axis=1).astype(np.float32)
+
+    def start_states(self, prompts: list[str], book: str | None = AUTO) -> tuple[np.ndarray, list[str | None]]:
+        """([S, B, H], novel of each row): each prompt's starting state, its novel resolved from `book`."""
+        chosen = [self.resolve_book(book, p) for p in prompts]
+        rows = [self._book_states[self.books.id_of(b)] for b in chosen]
+        states = np.stack(rows, axis=1) if rows else self.initial_state(0)
+        return states.astype(np.float32), chosen
 
     def _states(self, states, batch: int) -> np.ndarray:
         if states is None:
@@ -129,12 +150,17 @@ class CharModel:
         return states
 
     def generate(self, prompts: list[str], states=None, length: int = 200, temperature=1.0, top_k=0, top_p=1.0,
-                 seed: int | None = None, step: int = 0) -> tuple[list[str], np.ndarray]:
+                 seed: int | None = None, step: int = 0, book: str | None = AUTO) -> tuple[list[str], np.ndarray]:
         """Read the prompts, then sample `length` characters per row: (texts, states).
 
-        temperature, top_k and top_p are a value for all rows or one per row.
+        temperature, top_k and top_p are a value for all rows or one per row. Without
+        `states`, each row starts in its novel: `book` "auto" (default) picks it from the
+        prompt's names, a name sets it, None starts with no novel; with `states` the
+        story goes on from them and `book` is not used.
         """
         b = len(prompts)
+        if states is None:
+            states, _ = self.start_states(prompts, book)
         rows = lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v] * b  # noqa: E731
         temps, ks, ps = rows(temperature), rows(top_k), rows(top_p)
         if not len(temps) == len(ks) == len(ps) == b:

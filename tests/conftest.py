@@ -22,14 +22,17 @@ VERBS = ["说道", "笑道", "喝道", "点头", "拔剑", "出掌", "叹了口�
 PLACES = ["少林寺", "大理", "聚贤庄", "桃花岛", "雁门关"]
 
 
-def make_story(seed: int, paragraphs: int = 40) -> str:
+def make_story(seed: int, paragraphs: int = 40, names: list[str] = NAMES) -> str:
     rng = random.Random(seed)
     out = []
     for _ in range(paragraphs):
         sents = []
         for _ in range(rng.randint(2, 4)):
-            a, b = rng.sample(NAMES, 2)
-            sents.append(f"{a}在{rng.choice(PLACES)}{rng.choice(VERBS)}：“{b}，{rng.choice(VERBS)}。”")
+            a, b = rng.sample(names, 2)
+            if rng.random() < 0.5:  # "郭靖道：" — how novels name who speaks (train.names reads it)
+                sents.append(f"{a}道：“{b}，{rng.choice(VERBS)}。”")
+            else:
+                sents.append(f"{a}在{rng.choice(PLACES)}{rng.choice(VERBS)}：“{b}，{rng.choice(VERBS)}。”")
         out.append("　　" + "".join(sents))
     return "\n".join(out) + "\n"
 
@@ -69,6 +72,30 @@ def tiny_run(tiny_corpus, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tiny_run) -> Path:
     return tiny_run / "saved_model"
+
+
+# Two made-up novels whose casts do not meet, for the world-aware model.
+WORLD_CASTS = {"天龙": ["乔峰", "阿朱", "段誉", "虚竹"], "射雕": ["郭靖", "黄蓉", "洪七公", "欧阳锋"]}
+
+
+@pytest.fixture(scope="session")
+def world_corpus(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("world_corpus")
+    for i, (book, cast) in enumerate(WORLD_CASTS.items()):
+        (d / f"{book}.txt").write_text(make_story(20 + i, paragraphs=60, names=cast), encoding="utf-8")
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_world_run(world_corpus, tmp_path_factory) -> Path:
+    """A tiny model that knows its novel (a learned starting state per novel), trained and exported."""
+    from train.export import export_run
+    from train.loop import train
+
+    run = tmp_path_factory.mktemp("run") / "world"
+    train(run, [str(world_corpus)], tiny_config(world="state", epochs=3), report=lambda s: None)
+    export_run(run, report=lambda s: None)
+    return run
 
 
 def run_python(*args, cwd=None, env=None, timeout=300, input=None) -> subprocess.CompletedProcess:

@@ -1,14 +1,18 @@
 """Cross-entropy of a model on any text, in nats/char and bits/char, and perplexity.
 
-    python -m train.evaluate --model DIR FILE_OR_DIR... [--tail 0.05] [--json]
+    python -m train.evaluate --model DIR FILE_OR_DIR... [--tail 0.05] [--book auto|none|NAME] [--json]
+    python -m train.evaluate --worlds [--model DIR] [--book auto|none] [--json]
 
 Files get the same reading and cleaning as training. Each file is one stream: it is
 scored in chunks with the state carried from one chunk to the next (no reset every
 100 characters), all files side by side in one batch; --window N instead restarts
 from the zero state every N characters, as training windows do. --tail F scores only the last
-F of every file (0.05 = the part training held out). With --json, exactly one JSON
-object is printed on stdout: nats_per_char, bits_per_char, perplexity, chars (totals)
-and files (per file).
+F of every file (0.05 = the part training held out). Each text starts in its novel
+as a story would: --book auto (default) picks it from the names in the text's first
+2,000 characters, --book none starts with no novel, --book NAME in that one. With
+--json, exactly one JSON object is printed on stdout: nats_per_char, bits_per_char,
+perplexity, chars (totals) and files (per file, with the novel it started in).
+--worlds measures instead how often stories wander into other novels (train.worlds).
 """
 
 from __future__ import annotations
@@ -22,15 +26,24 @@ from pathlib import Path
 import numpy as np
 
 from train.corpus import CorpusError, read_corpus, split_tail
+from train.worlds import world_consistency
 
 LN2 = math.log(2.0)
 
 
-def score_texts(model, texts: list[str], chunk: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+AUTO_SAMPLE = 2000  # characters of a text that --book auto reads to pick its novel
+
+
+def start_states(model, texts: list[str], book: str | None) -> tuple[np.ndarray, list[str | None]]:
+    """Each text's starting state and novel: "auto" picks it from the text's opening names."""
+    return model.start_states([t[:AUTO_SAMPLE] for t in texts], book)
+
+
+def score_texts(model, texts: list[str], chunk: int = 1000, book: str | None = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Summed nll (nats) and characters per text, the state carried across chunks."""
     nll = np.zeros(len(texts))
     chars = np.zeros(len(texts), dtype=np.int64)
-    states = model.initial_state(len(texts))
+    states, _ = start_states(model, texts, book)
     for start in range(0, max(map(len, texts), default=0), chunk):
         pieces = [t[start:start + chunk] for t in texts]
         n, c, states = model.score(pieces, states)
@@ -39,14 +52,16 @@ def score_texts(model, texts: list[str], chunk: int = 1000) -> tuple[np.ndarray,
     return nll, chars
 
 
-def score_windows(model, texts: list[str], window: int, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Like score_texts, but every `window` characters start again from the zero state."""
+def score_windows(model, texts: list[str], window: int, batch: int = 256,
+                  book: str | None = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Like score_texts, but every `window` characters start again from the text's starting state."""
+    begin, _ = start_states(model, texts, book)  # [S, len(texts), H]
     rows = [(i, t[s:s + window]) for i, t in enumerate(texts) for s in range(0, len(t), window)]
     nll = np.zeros(len(texts))
     chars = np.zeros(len(texts), dtype=np.int64)
     for b in range(0, len(rows), batch):
         part = rows[b:b + batch]
-        n, c, _ = model.score([t for _, t in part])
+        n, c, _ = model.score([t for _, t in part], begin[:, [i for i, _ in part]])
         np.add.at(nll, [i for i, _ in part], n)
         np.add.at(chars, [i for i, _ in part], c)
     return nll, chars
@@ -57,12 +72,19 @@ def figures(nll: float, chars: int) -> dict:
     return {"nats_per_char": nats, "bits_per_char": nats / LN2, "perplexity": math.exp(nats), "chars": int(chars)}
 
 
-def evaluate(model, named_texts: list[tuple[str, str]], chunk: int = 1000, window: int = 0) -> dict:
+def evaluate(model, named_texts: list[tuple[str, str]], chunk: int = 1000, window: int = 0,
+             book: str | None = "auto") -> dict:
     """Totals plus per-file figures for [(name, text)]; window > 0 resets the state every window chars."""
     texts = [t for _, t in named_texts]
-    nll, chars = score_windows(model, texts, window) if window else score_texts(model, texts, chunk)
+    if window:
+        nll, chars = score_windows(model, texts, window, book=book)
+    else:
+        nll, chars = score_texts(model, texts, chunk, book=book)
+    _, novels = start_states(model, texts, book)
     result = figures(nll.sum(), chars.sum())
-    result["files"] = {name: figures(n, c) for (name, _), n, c in zip(named_texts, nll, chars)}
+    result["book"] = book
+    result["files"] = {name: {**figures(n, c), "book": novel}
+                       for (name, _), n, c, novel in zip(named_texts, nll, chars, novels)}
     return result
 
 
@@ -72,15 +94,24 @@ def heldout_figures(model_dir: Path, run: Path, cfg) -> dict:
 
     paths = json.loads((run / "corpus.json").read_text())["paths"]
     novels = read_corpus(paths, report=lambda s: None)
-    result = evaluate(load(model_dir), [(n.file, n.split(cfg.holdout)[1]) for n in novels])
+    model = load(model_dir)
+    tails = [(n.file, n.split(cfg.holdout)[1]) for n in novels]
+    result = evaluate(model, tails)
+    no_book = evaluate(model, tails, book=None)
     return {"artifact_nats_per_char": result["nats_per_char"], "artifact_bits_per_char": result["bits_per_char"],
             "artifact_chars": result["chars"],
-            "artifact_files": {k: round(v["nats_per_char"], 4) for k, v in result["files"].items()}}
+            "artifact_nats_per_char_no_book": no_book["nats_per_char"],
+            "artifact_files": {k: round(v["nats_per_char"], 4) for k, v in result["files"].items()},
+            "artifact_files_no_book": {k: round(v["nats_per_char"], 4) for k, v in no_book["files"].items()}}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n")[0])
-    ap.add_argument("paths", nargs="+", help=".txt files or folders")
+    ap.add_argument("paths", nargs="*", help="novel files or folders (.txt, .txt.xz, .txt.gz, .zip)")
+    ap.add_argument("--book", default="auto",
+                    help="the novel each text starts in: auto (from its names), none, or a novel's name")
+    ap.add_argument("--worlds", action="store_true",
+                    help="measure how often continuations name characters of other novels (no files needed)")
     ap.add_argument("--model", help="SavedModel directory (default: the shipped model)")
     ap.add_argument("--tail", type=float, default=None, help="score only this last fraction of each file")
     ap.add_argument("--chunk", type=int, default=1000, help="characters per model call")
@@ -98,20 +129,39 @@ def main(argv: list[str] | None = None) -> int:
         if args.chunk < 1 or args.window < 0:
             raise ValueError("--chunk must be at least 1 and --window 0 or more")
         model = load(args.model)
+        book = model.resolve_book(args.book) if args.book != "auto" else "auto"
+        if args.worlds:
+            return print_worlds(world_consistency(model, book), args.json)
+        if not args.paths:
+            raise ValueError("give the files to score (or --worlds)")
         novels = read_corpus(args.paths, report=log)
     except (CorpusError, ModelError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     named = [(str(n.path), split_tail(n.text, args.tail)[1] if args.tail else n.text) for n in novels]
-    result = evaluate(model, named, args.chunk, args.window)
+    result = evaluate(model, named, args.chunk, args.window, book)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0
     for name, f in result["files"].items():
-        print(f"{name}: {f['nats_per_char']:.4f} nats/char, {f['bits_per_char']:.4f} bits/char, "
+        print(f"{name} [{f['book'] or 'no novel'}]: {f['nats_per_char']:.4f} nats/char, {f['bits_per_char']:.4f} bits/char, "
               f"perplexity {f['perplexity']:.1f}, {f['chars']:,} chars")
     print(f"total: {result['nats_per_char']:.4f} nats/char, {result['bits_per_char']:.4f} bits/char, "
           f"perplexity {result['perplexity']:.1f}, {result['chars']:,} chars")
+    return 0
+
+
+def print_worlds(result: dict, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    for name, v in result["books"].items():
+        total = v["own"] + v["foreign"]
+        print(f"{name}: {v['own']} own names, {v['foreign']} from other novels"
+              + (f" ({v['foreign'] / total:.0%})" if total else ""))
+    print(f"names from other novels: {result['foreign_share']:.1%} of {result['own'] + result['foreign']} "
+          f"({result['prompts']} prompts × {result['length']} chars at temperature {result['temperature']}, "
+          f"book {result['book'] or 'none'}, seed {result['seed']})")
     return 0
 
 

@@ -93,3 +93,18 @@ def test_console_on_a_full_disk_says_so_and_goes_on(tiny_model_dir, tmp_path):
     assert console.quit() == 0
     log = "".join(console.err)
     assert re.search(r"database write failed.*(disk is full|disk I/O error)", log) and "Traceback" not in log
+
+
+def test_console_book_lists_chooses_and_auto_says_which_novel(tiny_world_run, tmp_path):
+    console = Console(tiny_world_run / "saved_model", tmp_path / "db")
+    console.say("/len 50", texts.len_set(50))
+    assert "《天龙》" in console.say("/book", "可选")
+    console.say("/book 红楼梦", "没有改变")
+    console.say("/book 天龙", texts.book_set("天龙"))
+    chosen = console.say("/write 郭靖", BUTTONS)
+    assert chosen.startswith("郭靖"), "a chosen novel is not announced"
+    console.say("/book auto", texts.book_set("auto"))
+    picked = console.say("/write 郭靖对黄蓉说", BUTTONS)
+    assert picked.startswith(texts.book_picked("射雕") + "\n郭靖对黄蓉说")
+    assert console.quit() == 0
+    assert "Traceback" not in "".join(console.err)

@@ -74,3 +74,27 @@ def test_unusable_paths_are_named(tmp_path):
     garbage.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="garbage.sqlite3"):
         asyncio.run(Store.open(garbage))
+
+
+def test_a_database_from_before_novels_migrates_keeping_everything(tmp_path):
+    db = tmp_path / "old.sqlite3"
+    with sqlite3.connect(db) as conn:  # what the bot of schema 1 left behind
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("INSERT INTO schema_migrations VALUES (1, datetime('now'))")
+        conn.execute("INSERT INTO settings VALUES (7, 1.1, 500)")
+        conn.execute("INSERT INTO stories VALUES (7, 3, '乔峰带阿朱', 2)")
+
+    async def go():
+        s = await Store.open(db)
+        before = await s.settings(7), await s.story(7)
+        await s.set_book(7, "天龙八部")
+        v = await s.start_story(7, "段誉", "天龙八部")
+        after = await s.settings(7), await s.story(7)
+        await s.close()
+        return before, after, v
+    (settings, story), (settings2, story2), v = asyncio.run(go())
+    assert (settings.temperature, settings.length, settings.book) == (1.1, 500, "auto")
+    assert (story.version, story.text, story.book) == (3, "乔峰带阿朱", None)
+    assert settings2.book == "天龙八部" and settings2.temperature == 1.1
+    assert (story2.version, story2.text, story2.book) == (v, "段誉", "天龙八部") and v == 4

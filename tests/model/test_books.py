@@ -1,0 +1,122 @@
+"""Novels: names found in the corpus, picking a novel from a prompt, and a model that starts in its novel."""
+
+import json
+
+import numpy as np
+import pytest
+
+from model import load
+from model.books import Books
+from tests.conftest import WORLD_CASTS, make_story, run_python
+from train.names import book_names, principal_names, speakers
+from train.worlds import count_names, world_prompts
+
+CARD_BOOKS = [
+    {"id": 1, "name": "射雕英雄传", "names": {"郭靖": [4884, 0.78], "黄蓉": [3536, 0.72], "欧阳克": [610, 1.0]}},
+    {"id": 2, "name": "神雕侠侣", "names": {"杨过": [5984, 0.99], "郭靖": [1428, 0.22], "黄蓉": [1422, 0.27]}},
+    {"id": 3, "name": "天龙八部", "names": {"乔峰": [1120, 1.0], "阿朱": [988, 1.0], "一个": [1550, 0.07]}},
+]
+
+
+@pytest.mark.parametrize("prompt,book", [
+    ("乔峰带阿朱", "天龙八部"),
+    ("郭靖对黄蓉说", "射雕英雄传"),
+    ("郭靖看着杨过", "神雕侠侣"),  # the other names decide
+    ("他走进一个客栈", None),  # only a common word: no novel
+    ("", None),
+])
+def test_a_prompt_picks_the_novel_its_names_point_to(prompt, book):
+    assert Books(CARD_BOOKS).pick(prompt) == book
+
+
+def test_resolve_names_auto_and_none_and_rejects_unknown_novels():
+    books = Books(CARD_BOOKS)
+    assert books.resolve("auto", "乔峰") == "天龙八部"
+    assert books.resolve("神雕侠侣", "乔峰") == "神雕侠侣"
+    assert books.resolve(None) is None and books.resolve("none") is None
+    with pytest.raises(ValueError, match="天龙八部"):
+        books.resolve("红楼梦")
+
+
+def test_names_come_from_the_corpus_with_their_share_per_novel():
+    shared = ["乔峰", "郭靖"]  # speaks in both made-up novels
+    books = {"甲": make_story(1, 80, names=["段誉", "虚竹"] + shared),
+             "乙": make_story(2, 80, names=["杨过", "黄蓉"] + shared)}
+    table = book_names(books)
+    assert {"段誉", "虚竹", "乔峰", "郭靖"} <= set(table["甲"])
+    assert table["甲"]["段誉"][1] == 1.0 and table["乙"]["杨过"][1] == 1.0
+    assert 0.2 < table["甲"]["乔峰"][1] < 0.8  # shared between the two
+    principal = principal_names(table)
+    assert "段誉" in principal["甲"] and "乔峰" not in principal["甲"]
+    assert speakers("　　郭靖笑道：“好。”那人道：“走。”")["郭靖"] == 1
+    assert "那人" not in speakers("　　那人道：“走。”")
+
+
+def test_world_prompts_and_name_counts():
+    prompts = world_prompts(CARD_BOOKS)
+    assert ("天龙八部", "乔峰对阿朱说") in prompts
+    assert all(book != "射雕英雄传" for book, _ in prompts)  # only one name of its own there (share ≥ 0.8)
+    principal = {"天龙八部": ["乔峰", "阿朱"], "神雕侠侣": ["杨过"]}
+    assert count_names("乔峰见了杨过，阿朱笑了。乔峰", principal) == {"天龙八部": 3, "神雕侠侣": 1}
+
+
+@pytest.fixture(scope="module")
+def world(tiny_world_run):
+    return load(tiny_world_run / "saved_model")
+
+
+def test_the_card_lists_the_novels_and_each_starts_from_its_own_state(world):
+    assert world.world == "state"
+    assert world.books.names == list(WORLD_CASTS)
+    none, a, b = (world.initial_state(2, book) for book in (None, *WORLD_CASTS))
+    assert none.shape == (world.num_states, 2, world.units)
+    assert not np.allclose(a, b) and not np.allclose(a, none)
+    assert world.pick_book("乔峰带阿朱") == "天龙" and world.pick_book("郭靖对黄蓉说") == "射雕"
+    card = json.loads((world.path / "model.json").read_text())
+    assert card["books"][0]["names"]["乔峰"][1] == 1.0
+
+
+def test_generate_starts_in_the_prompts_novel_and_continues_exactly(world):
+    kw = dict(length=30, temperature=1.0, seed=5)
+    auto, _ = world.generate(["乔峰"], **kw)
+    named, _ = world.generate(["乔峰"], **kw, book="天龙")
+    explicit, _ = world.generate(["乔峰"], world.initial_state(1, "天龙"), **kw)
+    assert auto == named == explicit
+    # The novel's state changes what the model expects (its sampled text may still agree, by chance).
+    nll = [world.score(["乔峰带阿朱"], world.initial_state(1, book))[0][0] for book in ("天龙", "射雕", None)]
+    assert len(set(nll)) == 3
+    # 200 + 200 == 400 from a novel's state
+    whole, _ = world.generate(["郭靖"], length=40, temperature=0.9, seed=3)
+    first, states = world.generate(["郭靖"], length=20, temperature=0.9, seed=3)
+    second, _ = world.generate([""], states, length=20, temperature=0.9, seed=3, step=20)
+    assert first[0] + second[0] == whole[0]
+    with pytest.raises(ValueError, match="天龙"):
+        world.generate(["x"], book="红楼梦")
+
+
+def test_a_model_without_a_world_ignores_books(tiny_model_dir):
+    m = load(tiny_model_dir)
+    assert m.world == "none" and len(m.books) == 0
+    assert m.pick_book("乔峰带阿朱") is None
+    assert not m.initial_state(1).any()  # today's behaviour: the zero state
+
+
+def test_worlds_measurement_and_book_flags_on_the_command_line(tiny_world_run, world_corpus):
+    model = str(tiny_world_run / "saved_model")
+    out = run_python("-m", "train.evaluate", "--worlds", "--model", model, "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert 0.0 <= result["foreign_share"] <= 1.0 and result["prompts"] == 8
+    assert result["own"] + result["foreign"] > 0
+    scored = json.loads(run_python("-m", "train.evaluate", "--model", model, "--json", str(world_corpus)).stdout)
+    assert [f["book"] for f in scored["files"].values()] == list(WORLD_CASTS)
+    none = json.loads(run_python("-m", "train.evaluate", "--model", model, "--json", "--book", "none",
+                                 str(world_corpus)).stdout)
+    assert {f["book"] for f in none["files"].values()} == {None}
+    assert none["nats_per_char"] != scored["nats_per_char"]
+    listed = run_python("-m", "model", "--model", model, "--book")
+    assert listed.returncode == 0 and listed.stdout.split() == list(WORLD_CASTS)
+    picked = run_python("-m", "model", "乔峰", "--model", model, "--length", "5", "--seed", "1")
+    assert picked.returncode == 0 and "[天龙]" in picked.stderr and picked.stdout.startswith("乔峰")
+    bad = run_python("-m", "model", "乔峰", "--model", model, "--book", "红楼梦")
+    assert bad.returncode == 2 and "天龙" in bad.stderr
