@@ -66,8 +66,11 @@ class OneStep(tf.Module):
         self.book_states = tf.Variable(np.asarray(weights["book_states"], np.float32), trainable=False)
 
         self.vocab = tf.Variable(chars, dtype=tf.string, trainable=False)
+        first = {}  # a character listed twice (a text character that is also a novel's token) reads as its first id
+        for i, c in enumerate(chars[1:], start=1):
+            first.setdefault(c, i)
         self.table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(chars[1:]), tf.range(1, vocab_size, dtype=tf.int32)),
+            tf.lookup.KeyValueTensorInitializer(tf.constant(list(first)), tf.constant(list(first.values()), tf.int32)),
             default_value=0)  # anything unseen reads as [UNK]
         self.num_states = tf.Variable(self.n_layers * self.per_layer, trainable=False)
         self.state_units = tf.Variable(self.units, trainable=False)

@@ -19,6 +19,7 @@ class TrainConfig:
     batch_size: int = 256  # windows per step
     world: str = "none"  # how the model knows its novel: "none", "state" (a learned initial state per novel) or "token" (a novel's token read first)
     book_drop: float = 0.15  # with a world: share of windows trained as "no novel", so the model also writes without one
+    book_balance: float = 1.0  # windows drawn from each novel ∝ its length to this power (1: as the text comes; 0.5: short novels seen more often)
     quotes: str = "curly"  # quotation style the corpus is normalised to: "curly" (“”), "corner" (「」) or "keep"
     # model
     cell: str = "gru"  # "gru" or "lstm"
@@ -68,6 +69,10 @@ class TrainConfig:
             raise ValueError("--book-drop must be in [0, 1)")
         if self.world != "none" and self.carry_state:
             raise ValueError("--world needs windows that each lie in one novel: it does not go with --carry-state")
+        if not 0.0 <= self.book_balance <= 1.0:
+            raise ValueError("--book-balance must be in [0, 1]")
+        if self.book_balance != 1.0 and self.carry_state:
+            raise ValueError("--book-balance draws windows per novel: it does not go with --carry-state")
         if self.quotes not in ("curly", "corner", "keep"):
             raise ValueError(f"--quotes must be curly, corner or keep, not {self.quotes!r}")
         if self.carry_state and self.burn_in:

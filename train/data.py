@@ -37,10 +37,10 @@ def epoch_batches(ids: np.ndarray, cfg: TrainConfig, epoch: int, books: np.ndarr
     """
     if cfg.carry_state:
         return epoch_streams(ids, cfg, epoch)
-    x, y, w = epoch_windows(ids, cfg, epoch)
+    x, y, w = epoch_windows(ids, cfg, epoch, books)
     if cfg.world == "none":
         return x, y, w
-    book = window_books(books, window_starts(len(ids), cfg, epoch), cfg, epoch)
+    book = window_books(books, window_starts(len(ids), cfg, epoch, books), cfg, epoch)
     if cfg.world == "state":
         return [x, book], y, w
     token = (token_base + book)[:, None].astype(np.int32)
@@ -76,7 +76,8 @@ def epoch_streams(ids: np.ndarray, cfg: TrainConfig, epoch: int) -> tuple[np.nda
     return windows[:, :-1], windows[:, 1:], np.ones((steps * b, t), dtype=np.float32)
 
 
-def epoch_windows(ids: np.ndarray, cfg: TrainConfig, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def epoch_windows(ids: np.ndarray, cfg: TrainConfig, epoch: int,
+                  books: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One epoch of random windows: (x, y, weight), each [steps*batch, burn_in+seq_len].
 
     y is x shifted by one character; weight is 0 on the burn-in prefix and 1 on the
@@ -84,20 +85,35 @@ def epoch_windows(ids: np.ndarray, cfg: TrainConfig, epoch: int) -> tuple[np.nda
     resumed run sees exactly the windows an uninterrupted one would.
     """
     span = cfg.burn_in + cfg.seq_len
-    starts = window_starts(len(ids), cfg, epoch)
+    starts = window_starts(len(ids), cfg, epoch, books)
     windows = ids[starts[:, None] + np.arange(span + 1)[None, :]]
     weight = np.ones((len(starts), span), dtype=np.float32)
     weight[:, : cfg.burn_in] = 0.0
     return windows[:, :-1], windows[:, 1:], weight
 
 
-def window_starts(n_ids: int, cfg: TrainConfig, epoch: int) -> np.ndarray:
-    """Where each of an epoch's random windows begins; depends on (seed, epoch) alone."""
+def window_starts(n_ids: int, cfg: TrainConfig, epoch: int, books: np.ndarray | None = None) -> np.ndarray:
+    """Where each of an epoch's random windows begins; depends on (seed, epoch) alone.
+
+    With book_balance < 1 (and `books`, the novel of every character, in runs), a
+    window first draws its novel with probability ∝ length**book_balance, then a start
+    inside that novel, so no window straddles two novels and short novels are seen more.
+    """
     span = cfg.burn_in + cfg.seq_len
     if n_ids < span + 2:
         raise ValueError(f"training text has {n_ids} characters, fewer than one window ({span + 1})")
     rng = np.random.default_rng([cfg.seed, epoch])
-    return rng.integers(0, n_ids - span - 1, size=steps_per_epoch(n_ids, cfg) * cfg.batch_size)
+    n = steps_per_epoch(n_ids, cfg) * cfg.batch_size
+    if cfg.book_balance == 1.0 or books is None:
+        return rng.integers(0, n_ids - span - 1, size=n)
+    first = np.flatnonzero(np.r_[True, books[1:] != books[:-1]])  # where each novel begins
+    lengths = np.diff(np.r_[first, n_ids]) - span - 1  # window starts available in each
+    usable = lengths > 0
+    if not usable.any():
+        raise ValueError(f"no novel is longer than one window ({span + 1} characters)")
+    weight = np.where(usable, np.maximum(lengths, 1), 0).astype(np.float64) ** cfg.book_balance * usable
+    which = rng.choice(len(first), size=n, p=weight / weight.sum())
+    return first[which] + (rng.random(n) * lengths[which]).astype(np.int64)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -199,7 +199,7 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
         (run / "corpus.json").write_text(json.dumps(
             {"paths": [str(p) for p in corpus], "files": card}, indent=2, ensure_ascii=False))
     train_ids = vocab.encode("".join(train_texts))
-    train_books = book_of_chars(train_texts) if cfg.world != "none" else None
+    train_books = book_of_chars(train_texts)
     val_ids = [vocab.encode(t) for t in val_texts]
     n_books = len(novels) if cfg.world != "none" else 0
     steps = steps_per_epoch(len(train_ids), cfg)

@@ -24,9 +24,11 @@ _TO_CURLY = str.maketrans("「」『』", "“”‘’")
 _TO_CORNER = str.maketrans("“”‘’", "「」『』")
 
 # Marks that stand for a character the source could not show: the white square, the
-# geta mark 〓 of Chinese typesetting, Unicode's replacement character.
+# geta mark 〓 of Chinese typesetting, Unicode's replacement character; and private-use
+# characters (U+E000–U+F8FF), a download site's font-specific glyphs that no reader's
+# font shows (the model also keeps that range for its novels' tokens).
 MISSING_GLYPHS = "□〓\ufffd▯"
-_MISSING = re.compile(f"[{MISSING_GLYPHS}]")
+_MISSING = re.compile(f"[{MISSING_GLYPHS}\ue000-\uf8ff]")
 
 # OpenCC's t2s leaves 著 alone, since 著 is also a simplified character (著名, 著作);
 # old mainland and Taiwanese editions use it for the aspect particle 着 (接著, 看著).

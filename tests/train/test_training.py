@@ -126,3 +126,24 @@ def test_fit_carries_the_state_from_batch_to_batch():
     streams = np.concatenate(list(x.reshape(-1, 3, 7)), axis=1)  # [3, steps*7]: each row's whole stream
     final = stepper.predict_on_batch([streams, np.zeros((3, 8), np.float32)])[1]
     np.testing.assert_allclose(np.asarray(model.carry[0]), final, atol=1e-5)
+
+
+def test_world_windows_carry_their_novel_and_balance_draws_short_novels_more():
+    from train.data import window_starts
+
+    ids = np.arange(12000, dtype=np.int32)
+    books = np.repeat(np.array([1, 2], np.int16), [11000, 1000])  # a long novel and a short one
+    cfg = TrainConfig(batch_size=8, seq_len=10, world="state", book_drop=0.25, seed=3)
+    (x, book), y, w = epoch_batches(ids, cfg, epoch=1, books=books)
+    first_book = books[x[:, 0]]
+    assert np.all((book == first_book) | (book == 0))
+    assert 0.15 < np.mean(book == 0) < 0.35  # book_drop of the windows read as "no novel"
+    plain = window_starts(len(ids), cfg, 1, books)
+    assert np.mean(books[plain] == 2) < 0.15  # ∝ length: the short novel gets about 1/12
+    balanced = window_starts(len(ids), TrainConfig(batch_size=8, seq_len=10, book_balance=0.0, seed=3), 1, books)
+    assert 0.35 < np.mean(books[balanced] == 2) < 0.65  # power 0: every novel alike
+    assert np.all(books[balanced] == books[balanced + 10])  # no window straddles two novels
+    tok, ty, tw = epoch_batches(ids, TrainConfig(batch_size=8, seq_len=10, world="token", seed=3), epoch=1,
+                                books=books, token_base=20000)
+    assert tok.shape == (len(x), 11) and np.all(tok[:, 0] >= 20000) and np.array_equal(ty[:, 0], tok[:, 1])
+    assert np.array_equal(ty[:, 1:], y) and tw.shape == tok.shape
