@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import inspect
+import re
 import sys
 from pathlib import Path
 
@@ -24,14 +26,21 @@ def parse_args(argv):
     ap.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, logs, the SavedModel)")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     ap.add_argument("--no-export", action="store_true", help="skip the SavedModel export at the end")
-    defaults = TrainConfig()
+    defaults, explained = TrainConfig(), field_comments()
     for f in dataclasses.fields(TrainConfig):
         flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
+        text = f"{explained.get(f.name, '')} (default {default})".strip()
         if isinstance(default, bool):  # --carry-state / --no-carry-state
-            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default {default}")
+            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            ap.add_argument(flag, type=type(default), default=None, help=f"default {default}")
+            ap.add_argument(flag, type=type(default), default=None, help=text)
     return ap.parse_args(argv)
+
+
+def field_comments() -> dict[str, str]:
+    """Each TrainConfig field's one-line comment in train/config.py: the flags' help is the config's own."""
+    source = inspect.getsource(TrainConfig)
+    return {m.group(1): m.group(2).replace("%", "%%") for m in re.finditer(r"^\s+(\w+): [^=]+=[^#\n]+#\s*(.+)$", source, re.M)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -112,6 +112,17 @@ def books_for_card(run: Path, cfg: TrainConfig) -> list[dict]:
             for b in books["books"]]
 
 
+def world_figures(model_dir: Path) -> dict:
+    """How often the exported model's stories wander into other novels (train.worlds), for the card."""
+    from model import load  # noqa: PLC0415
+    from train.worlds import world_consistency  # noqa: PLC0415
+
+    auto = world_consistency(load(model_dir))
+    return {"world_foreign_share": round(auto["foreign_share"], 4), "world_names_counted": auto["own"] + auto["foreign"],
+            "world_measure": f"{auto['prompts']} prompts × {auto['length']} chars at temperature "
+                             f"{auto['temperature']}, seed {auto['seed']}, book auto (python -m train.evaluate --worlds)"}
+
+
 def export_run(run: Path, out: Path | None = None, evaluate: bool = False, report=print) -> Path:
     from model.onestep import export  # noqa: PLC0415  (TensorFlow)
 
@@ -126,6 +137,8 @@ def export_run(run: Path, out: Path | None = None, evaluate: bool = False, repor
         from train.evaluate import heldout_figures  # noqa: PLC0415
 
         card["validation"].update(heldout_figures(out, run, cfg))
+        if card["books"]:
+            card["validation"].update(world_figures(out))
         (out / "model.json").write_text(json.dumps(card, indent=2, ensure_ascii=False))
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     report(f"exported {out} ({size / 1e6:.1f} MB)")

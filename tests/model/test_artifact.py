@@ -24,7 +24,7 @@ def test_loads_in_a_fresh_process_with_tensorflow_alone(tiny_model_dir, tmp_path
     script = f"""
 import tensorflow as tf
 m = tf.saved_model.load({str(tiny_model_dir)!r})
-s = m.initial_state(tf.constant(2))
+s = m.initial_state(tf.constant([0, 0]))  # no novel, for both rows
 out = m.generate(tf.constant(["乔峰带阿朱", "😀 hello"]), s, tf.constant(30), tf.constant([0.8, 1.0]),
                  tf.constant([0, 0]), tf.constant([1.0, 1.0]), tf.constant(1, tf.int64), tf.constant(0, tf.int64))
 texts = [t.decode() for t in out["text"].numpy()]
@@ -73,7 +73,7 @@ def test_bad_temperature_is_refused(tiny, temperature):
 def test_savedmodel_itself_refuses_bad_temperature(tiny):
     tf = tiny._tf
     with pytest.raises(tf.errors.InvalidArgumentError, match="temperature must be finite and > 0"):
-        tiny._m.generate(tf.constant(["a"]), tiny._m.initial_state(tf.constant(1)), tf.constant(3),
+        tiny._m.generate(tf.constant(["a"]), tiny._m.initial_state(tf.constant([0])), tf.constant(3),
                          tf.constant([float("nan")]), tf.constant([0]), tf.constant([1.0]),
                          tf.constant(1, tf.int64), tf.constant(0, tf.int64))
 

@@ -147,3 +147,12 @@ def test_world_windows_carry_their_novel_and_balance_draws_short_novels_more():
                                 books=books, token_base=20000)
     assert tok.shape == (len(x), 11) and np.all(tok[:, 0] >= 20000) and np.array_equal(ty[:, 0], tok[:, 1])
     assert np.array_equal(ty[:, 1:], y) and tw.shape == tok.shape
+
+
+def test_every_training_flag_explains_itself_from_the_config():
+    out = run_python("-m", "train", "--help")
+    assert out.returncode == 0
+    help_text = " ".join(out.stdout.split())
+    for flag, words in (("--world", "how the model knows its novel"), ("--book-balance", "short novels seen more"),
+                        ("--dropout", "between layers"), ("--carry-state", "truncated BPTT")):
+        assert flag in help_text and words in help_text, flag
