@@ -29,7 +29,9 @@ def bot(fake, tiny_model_dir, tmp_path_factory):
 
 def test_help_and_commands_registered(fake, bot):
     assert reply_after(fake, 1, "/start").text == texts.HELP
-    assert {c["command"] for c in fake.commands} >= {"write", "continue", "temp", "len", "story", "reset", "help"}
+    assert {c["command"] for c in fake.commands} >= {"write", "continue", "temp", "len", "book", "story", "reset",
+                                                     "help"}
+    assert reply_after(fake, 1, "/book 天龙八部").text == texts.NO_BOOKS  # the tiny model has no novels
 
 
 def test_write_continue_and_story(fake, bot):

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from bot import texts
+from bot.store import MIGRATIONS
 from tests.bot.fake_telegram import TOKEN, FakeTelegram
 from tests.bot.harness import BotProcess, finished_part, reply_after
 
@@ -65,7 +66,7 @@ def test_restart_keeps_settings_and_story_and_sigterm_is_clean(fake, start_bot, 
         assert TOKEN not in log
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == 1
+        assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == len(MIGRATIONS)
 
 
 def test_a_full_disk_loses_nothing_and_the_bot_keeps_answering(fake, start_bot, tmp_path):
