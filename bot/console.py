@@ -69,7 +69,7 @@ async def run_console(config: BotConfig, model, stdin=None, stdout=None) -> None
         elif command == "/story":
             say(await engine.story_text(CONSOLE_CHAT) or texts.NO_STORY)
         else:
-            say(texts.HELP)
+            say(texts.UNKNOWN_COMMAND)
 
     say(texts.HELP)
     try:

@@ -15,7 +15,7 @@ import time
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot import texts
 from bot.config import BotConfig
@@ -242,6 +242,16 @@ async def book_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 @guarded
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any other /command for this bot: a one-line hint pointing to /help."""
+    word = (update.effective_message.text or "").split(maxsplit=1)[0]
+    _, _, addressee = word.partition("@")
+    if addressee and addressee.lower() != (context.bot.username or "").lower():
+        return  # in a group, another bot's command
+    await call_telegram(update.effective_message.reply_text, texts.UNKNOWN_COMMAND)
+
+
+@guarded
 async def reset_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/reset: forget this chat's story."""
     await call_telegram(update.effective_message.reply_text, await engine_of(context).reset(update.effective_chat.id))
@@ -318,6 +328,8 @@ def build_application(config: BotConfig, model) -> Application:
                            (["continue"], continue_command), (["temp"], temp_command), (["len"], len_command),
                            (["book"], book_command), (["reset"], reset_command), (["story"], story_command)):
         app.add_handler(CommandHandler(names, handler, filters=not_edited))
+    # After every CommandHandler of the group: only commands none of them took get here.
+    app.add_handler(MessageHandler(filters.COMMAND & not_edited, unknown_command))
     app.add_handler(CallbackQueryHandler(button_pressed))
     app.add_error_handler(on_error)
     return app

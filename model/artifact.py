@@ -170,6 +170,9 @@ class CharModel:
         temps, ks, ps = np.array(temps, np.float32), np.array(ks, np.int32), np.array(ps, np.float32)
         if not 0 <= int(length) <= MAX_LENGTH:
             raise ValueError(f"length must be in [0, {MAX_LENGTH}]")
+        if int(length) == 0:  # only read the prompts: their states, as generate would leave them
+            _, _, read = self.score(list(prompts), self._states(states, b))
+            return [""] * b, read
         if seed is None:
             seed = int(np.random.default_rng().integers(0, 2**62))
         tf = self._tf

@@ -32,6 +32,11 @@ def test_help_and_commands_registered(fake, bot):
     assert {c["command"] for c in fake.commands} >= {"write", "continue", "temp", "len", "book", "story", "reset",
                                                      "help"}
     assert reply_after(fake, 1, "/book 天龙八部").text == texts.NO_BOOKS  # the tiny model has no novels
+    assert reply_after(fake, 1, "/foo").text == texts.UNKNOWN_COMMAND
+    assert reply_after(fake, 1, "/foo@JinYongBot bar").text == texts.UNKNOWN_COMMAND
+    # Another bot's command gets no answer: the next reply in the chat is the one to /help.
+    fake.command(1, "/foo@OtherBot")
+    assert reply_after(fake, 1, "/help").text == texts.HELP
 
 
 def test_write_continue_and_story(fake, bot):

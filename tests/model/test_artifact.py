@@ -133,3 +133,13 @@ def test_in_process_runner_matches_the_savedmodel(tiny):
     args = (tf.constant(["乔峰", "段誉在"]), zero, tf.constant(25), tf.constant([1e-3, 1e-3]), tf.constant([0, 5]),
             tf.constant([1.0, 0.9]), tf.constant(3, tf.int64), tf.constant(7, tf.int64))
     assert list(tiny._m.generate(*args)["text"].numpy()) == list(tiny._run.generate(*args)["text"].numpy())
+
+
+def test_length_zero_only_reads_the_prompts(tiny):
+    texts, states = tiny.generate(["乔峰带阿朱", "段誉"], length=0)
+    _, _, read = tiny.score(["乔峰带阿朱", "段誉"])
+    assert texts == ["", ""]
+    np.testing.assert_array_equal(states, read)
+    after, _ = tiny.generate(["", ""], states, length=20, temperature=0.9, seed=4)
+    whole, _ = tiny.generate(["乔峰带阿朱", "段誉"], length=20, temperature=0.9, seed=4)
+    assert after == whole
