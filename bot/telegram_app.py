@@ -220,25 +220,19 @@ async def continue_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
                       engine_of(context).continue_story(chat_id, user_id=update.effective_user.id))
 
 
-@guarded
-async def temp_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/temp [value]: show or set the temperature."""
-    reply = await engine_of(context).temperature(update.effective_chat.id, command_text(update))
-    await call_telegram(update.effective_message.reply_text, reply)
+def setting_command(engine_method: str, doc: str):
+    """A handler that answers with what the engine's setting method says (show, set, or refuse)."""
+    async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        reply = await getattr(engine_of(context), engine_method)(update.effective_chat.id, command_text(update))
+        await call_telegram(update.effective_message.reply_text, reply)
+    handler.__doc__ = doc
+    return guarded(handler)
 
 
-@guarded
-async def len_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/len [n]: show or set how many characters each part adds."""
-    reply = await engine_of(context).length(update.effective_chat.id, command_text(update))
-    await call_telegram(update.effective_message.reply_text, reply)
-
-
-@guarded
-async def book_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/book [name|auto]: list the novels, or choose the one new stories are written in."""
-    reply = await engine_of(context).book(update.effective_chat.id, command_text(update))
-    await call_telegram(update.effective_message.reply_text, reply)
+temp_command = setting_command("temperature", "/temp [value]: show or set the temperature.")
+len_command = setting_command("length", "/len [n]: show or set how many characters each part adds.")
+book_command = setting_command("book", "/book [name|auto]: list the novels, or choose the one new stories are "
+                                       "written in.")
 
 
 @guarded
