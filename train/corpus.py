@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import io
 import lzma
 import re
 import sys
@@ -109,27 +110,30 @@ def find_text_files(paths: list[str | Path]) -> list[Path]:
     return found
 
 
-def file_texts(path: Path) -> list[tuple[str, bytes]]:
-    """The raw text(s) a file holds: [(zip member or "", bytes)], decompressed."""
+def file_texts(path: Path) -> list[tuple[str, bytes, str]]:
+    """The raw text(s) a file holds, decompressed: [(zip member or "", bytes, sha256)]. The
+    digest is of the file as it is on disk, or of the member's own bytes inside a zip."""
     try:
         data = path.read_bytes()
     except OSError as e:
         raise CorpusError(f"{path}: cannot read ({e.strerror})") from None
+    digest = hashlib.sha256(data).hexdigest()
     lower = path.name.lower()
     try:
         if lower.endswith(".xz"):
-            return [("", lzma.decompress(data))]
+            return [("", lzma.decompress(data), digest)]
         if lower.endswith(".gz"):
-            return [("", gzip.decompress(data))]
+            return [("", gzip.decompress(data), digest)]
         if lower.endswith(".zip"):
-            with zipfile.ZipFile(path) as z:
+            with io.BytesIO(data) as raw, zipfile.ZipFile(raw) as z:
                 members = sorted(n for n in z.namelist() if n.lower().endswith(".txt") and not n.endswith("/"))
                 if not members:
                     raise CorpusError(f"{path}: a zip with no .txt file inside")
-                return [(m, z.read(m)) for m in members]
+                texts = [(m, z.read(m)) for m in members]
+            return [(m, b, hashlib.sha256(b).hexdigest()) for m, b in texts]
     except (lzma.LZMAError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise CorpusError(f"{path}: damaged or not really {path.suffix} ({e})") from None
-    return [("", data)]
+    return [("", data, digest)]
 
 
 def decode(data: bytes, name: str = "<bytes>") -> tuple[str, str]:
@@ -193,9 +197,8 @@ def _entity_char(m: re.Match) -> str:
 def read_novels(path: str | Path, options: Normalisation | None = None) -> list[CleanText]:
     """Read, decompress, decode, clean and normalise one file (a zip gives one novel per .txt inside)."""
     path = Path(path)
-    on_disk = None
     novels = []
-    for member, data in file_texts(path):
+    for member, data, digest in file_texts(path):
         name = f"{path}:{member}" if member else str(path)
         text, enc = decode(data, name)
         text, dropped = clean(text)
@@ -203,11 +206,6 @@ def read_novels(path: str | Path, options: Normalisation | None = None) -> list[
         text = text.strip("\n") + "\n"
         if not text.strip():
             raise CorpusError(f"{name}: no text left after cleaning")
-        if member:
-            digest = hashlib.sha256(data).hexdigest()
-        else:
-            on_disk = on_disk or hashlib.sha256(path.read_bytes()).hexdigest()
-            digest = on_disk
         novels.append(CleanText(path, text, enc, dropped, digest, member, changes))
     return novels
 

@@ -37,10 +37,11 @@ def epoch_batches(ids: np.ndarray, cfg: TrainConfig, epoch: int, books: np.ndarr
     """
     if cfg.carry_state:
         return epoch_streams(ids, cfg, epoch)
-    x, y, w = epoch_windows(ids, cfg, epoch, books)
+    starts = window_starts(len(ids), cfg, epoch, books)
+    x, y, w = windows_at(ids, cfg, starts)
     if cfg.world == "none":
         return x, y, w
-    book = window_books(books, window_starts(len(ids), cfg, epoch, books), cfg, epoch)
+    book = window_books(books, starts, cfg, epoch)
     if cfg.world == "state":
         return [x, book], y, w
     token = (token_base + book)[:, None].astype(np.int32)
@@ -84,8 +85,12 @@ def epoch_windows(ids: np.ndarray, cfg: TrainConfig, epoch: int,
     seq_len characters that count. Windows depend only on (seed, epoch), so a
     resumed run sees exactly the windows an uninterrupted one would.
     """
+    return windows_at(ids, cfg, window_starts(len(ids), cfg, epoch, books))
+
+
+def windows_at(ids: np.ndarray, cfg: TrainConfig, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, weight), each [len(starts), burn_in+seq_len], for windows beginning at `starts`."""
     span = cfg.burn_in + cfg.seq_len
-    starts = window_starts(len(ids), cfg, epoch, books)
     windows = ids[starts[:, None] + np.arange(span + 1)[None, :]]
     weight = np.ones((len(starts), span), dtype=np.float32)
     weight[:, : cfg.burn_in] = 0.0

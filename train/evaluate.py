@@ -39,11 +39,12 @@ def start_states(model, texts: list[str], book: str | None) -> tuple[np.ndarray,
     return model.start_states([t[:AUTO_SAMPLE] for t in texts], book)
 
 
-def score_texts(model, texts: list[str], chunk: int = 1000, book: str | None = "auto") -> tuple[np.ndarray, np.ndarray]:
-    """Summed nll (nats) and characters per text, the state carried across chunks."""
+def score_texts(model, texts: list[str], chunk: int = 1000, states=None) -> tuple[np.ndarray, np.ndarray]:
+    """Summed nll (nats) and characters per text, the state carried across chunks from `states`
+    [S, len(texts), H] (default: no novel)."""
     nll = np.zeros(len(texts))
     chars = np.zeros(len(texts), dtype=np.int64)
-    states, _ = start_states(model, texts, book)
+    states = model.initial_state(len(texts)) if states is None else states
     for start in range(0, max(map(len, texts), default=0), chunk):
         pieces = [t[start:start + chunk] for t in texts]
         n, c, states = model.score(pieces, states)
@@ -52,10 +53,9 @@ def score_texts(model, texts: list[str], chunk: int = 1000, book: str | None = "
     return nll, chars
 
 
-def score_windows(model, texts: list[str], window: int, batch: int = 256,
-                  book: str | None = "auto") -> tuple[np.ndarray, np.ndarray]:
+def score_windows(model, texts: list[str], window: int, batch: int = 256, states=None) -> tuple[np.ndarray, np.ndarray]:
     """Like score_texts, but every `window` characters start again from the text's starting state."""
-    begin, _ = start_states(model, texts, book)  # [S, len(texts), H]
+    begin = model.initial_state(len(texts)) if states is None else states  # [S, len(texts), H]
     rows = [(i, t[s:s + window]) for i, t in enumerate(texts) for s in range(0, len(t), window)]
     nll = np.zeros(len(texts))
     chars = np.zeros(len(texts), dtype=np.int64)
@@ -76,11 +76,11 @@ def evaluate(model, named_texts: list[tuple[str, str]], chunk: int = 1000, windo
              book: str | None = "auto") -> dict:
     """Totals plus per-file figures for [(name, text)]; window > 0 resets the state every window chars."""
     texts = [t for _, t in named_texts]
+    states, novels = start_states(model, texts, book)
     if window:
-        nll, chars = score_windows(model, texts, window, book=book)
+        nll, chars = score_windows(model, texts, window, states=states)
     else:
-        nll, chars = score_texts(model, texts, chunk, book=book)
-    _, novels = start_states(model, texts, book)
+        nll, chars = score_texts(model, texts, chunk, states=states)
     result = figures(nll.sum(), chars.sum())
     result["book"] = book
     result["files"] = {name: {**figures(n, c), "book": novel}
