@@ -2,9 +2,12 @@
 
     python -m train --corpus ../shared/corpus/jinyong --out runs/jy
     python -m train --out runs/jy --resume            # continue an interrupted run
+    python -m train --init-from model/default --corpus my_novels/ --out runs/mine   # fine-tune
     KERAS_BACKEND=jax python -m train ...             # on the GPU machine (no TensorFlow there)
 
-Every TrainConfig field is a flag (--units 1024, --layers 2, --cell lstm, ...).
+Every TrainConfig field is a flag (--units 1024, --layers 2, --cell lstm, ...). With
+--init-from the architecture is the parent's and the learning rate and epochs default
+to fine-tuning values (train.parent.FINE_TUNE) unless given.
 """
 
 from __future__ import annotations
@@ -57,12 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from train.corpus import CorpusError  # noqa: PLC0415
     from train.loop import TrainingError, train  # noqa: PLC0415  (imports Keras)
+    from train.parent import ParentError, fine_tune_config, load_parent  # noqa: PLC0415
 
-    cfg = None if args.resume else TrainConfig(**given)
     try:
+        parent = load_parent(given["init_from"]) if given.get("init_from") and not args.resume else None
+        cfg = None if args.resume else fine_tune_config(given, parent) if parent else TrainConfig(**given)
         result = train(args.out, args.corpus, cfg, resume=args.resume, epochs=given.get("epochs"),
-                       time_budget=given.get("time_budget"))
-    except (CorpusError, TrainingError, ValueError) as e:
+                       time_budget=given.get("time_budget"), parent=parent)
+    except (CorpusError, TrainingError, ParentError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"best validation {result['best_val_nats_per_char']:.4f} nats/char at epoch {result['best_epoch']}; "

@@ -21,28 +21,55 @@ from pathlib import Path
 import numpy as np
 
 from model.card import FORMAT
+from model.quant import dequantize, quantize
 from train.config import TrainConfig
 from train.vocab import Vocabulary
 
 
-def pack(weights: dict, path: Path, dtype=np.float16) -> None:
-    """Save `network.export_weights` output as one flat .npz."""
+# Matrices by name and the axis their 8-bit scale reduces over (one scale per output channel;
+# per character for the embedding). Everything else (biases, novel states) stays float16.
+QUANTIZED_AXIS = {"embedding": 1, "dense_kernel": 0, "kernel": 0, "recurrent": 0}
+SCALE = "__scale"  # suffix of a quantized matrix's scales in weights.npz
+
+
+def pack(weights: dict, path: Path, bits: int = 16) -> None:
+    """Save `network.export_weights` output as one flat .npz: float16, or int8 matrices (bits=8)
+    with per-channel float32 scales (model.quant)."""
     flat = {"embedding": weights["embedding"], "dense_kernel": weights["dense_kernel"],
             "dense_bias": weights["dense_bias"], "book_states": weights["book_states"]}
     for i, layer in enumerate(weights["rnn"]):
         for k, v in layer.items():
             flat[f"rnn_{i}_{k}"] = v
-    np.savez(path, **{k: np.asarray(v, dtype) for k, v in flat.items()})
+    out = {}
+    for name, value in flat.items():
+        axis = _quantized_axis(name)
+        if bits == 8 and axis is not None:
+            out[name], out[name + SCALE] = quantize(value, axis)
+        else:
+            out[name] = np.asarray(value, np.float16)
+    np.savez(path, **out)
+
+
+def _quantized_axis(name: str) -> int | None:
+    """"rnn_1_kernel" -> QUANTIZED_AXIS["kernel"]; None for what stays float16."""
+    return QUANTIZED_AXIS.get(name.split("_")[-1] if name.startswith("rnn_") else name)
 
 
 def unpack(path: Path) -> dict:
+    """weights.npz (float16 or 8-bit) -> weights by role (float16 or float32 arrays)."""
     z = np.load(path)
+
+    def get(name):
+        if name + SCALE not in z.files:
+            return z[name]
+        return dequantize(z[name], z[name + SCALE], _quantized_axis(name))
+
     n = len({k.split("_")[1] for k in z.files if k.startswith("rnn_")})
-    rnn = [{k: z[f"rnn_{i}_{k}"] for k in ("kernel", "recurrent", "bias")} for i in range(n)]
+    rnn = [{k: get(f"rnn_{i}_{k}") for k in ("kernel", "recurrent", "bias")} for i in range(n)]
     units = rnn[0]["recurrent"].shape[0]
     per_layer = 1 if rnn[0]["bias"].ndim == 2 else 2  # GRU biases are [2, 3H] (one state), LSTM's [4H] (h, c)
     books = z["book_states"] if "book_states" in z.files else np.zeros((1, n * per_layer, units), np.float16)
-    return {"embedding": z["embedding"], "dense_kernel": z["dense_kernel"], "dense_bias": z["dense_bias"],
+    return {"embedding": get("embedding"), "dense_kernel": get("dense_kernel"), "dense_bias": z["dense_bias"],
             "rnn": rnn, "book_states": books}
 
 
@@ -84,6 +111,7 @@ def make_card(run: Path, cfg: TrainConfig, vocab: Vocabulary, weights: dict) -> 
         "name": run.name,
         "exported": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "world": cfg.world,
+        "parent": json.loads((run / "parent.json").read_text()) if (run / "parent.json").exists() else None,
         "books": books_for_card(run, cfg),
         "architecture": {"cell": cfg.cell, "layers": cfg.layers, "units": cfg.units,
                          "embedding_dim": cfg.embedding_dim, "dropout": cfg.dropout,

@@ -6,9 +6,11 @@ Everything a run writes lives in its run directory:
     RUN/vocab.json           the characters, id order, [UNK] first
     RUN/corpus.json          files used: sha256, encoding, characters trained / held out, normalisation
     RUN/books.json           the novels (id 1..K, in corpus order) and their character names (train.names)
+    RUN/parent.json          the model this run started from (--init-from), when there is one
     RUN/checkpoint/          last epoch: weights, optimizer state, progress (for --resume)
     RUN/best.weights.h5      the weights with the best validation loss so far
     RUN/history.csv          one line per epoch
+    RUN/curves.png           training and validation curves (train.curves), redrawn every epoch
     RUN/logs/                TensorBoard logs (when TensorFlow is installed)
     RUN/report.json          the training report, written at the end
     RUN/saved_model/         the exported OneStep SavedModel and its model.json card
@@ -27,12 +29,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from train import network
+from train import curves, network
 from train.config import TrainConfig
 from train.corpus import read_corpus
 from train.data import epoch_batches, score_streams, steps_per_epoch
 from train.names import book_names
 from train.normalise import Normalisation
+from train.parent import Parent, check_architecture, child_vocabulary, child_weights, load_parent, save_record
 from train.vocab import Vocabulary
 
 LN2 = math.log(2.0)
@@ -164,8 +167,12 @@ def validate(cfg: TrainConfig, stepper, val_ids: list[np.ndarray], start: np.nda
 
 
 def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: bool = False,
-          epochs: int | None = None, time_budget: float | None = None, report=print) -> dict:
-    """Train (or resume) the run in `run`; returns the training report."""
+          epochs: int | None = None, time_budget: float | None = None, report=print,
+          parent: Parent | None = None) -> dict:
+    """Train (or resume) the run in `run`; returns the training report.
+
+    With cfg.init_from the run starts from that model's weights (`parent`, if already
+    loaded, saves reading it again); a resumed run starts from its own checkpoint."""
     run = Path(run)
     if resume:
         if not (run / "config.json").exists():
@@ -189,12 +196,19 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
             raise TrainingError(f"{run}: the corpus files differ from the ones this run started with")
         vocab = Vocabulary.load(run / "vocab.json")
     else:
+        if cfg.init_from:
+            parent = parent or load_parent(cfg.init_from)
+            check_architecture(cfg, parent)
         run.mkdir(parents=True, exist_ok=True)
         vocab = Vocabulary.build(train_texts, cfg.min_count)
+        if parent is not None:
+            vocab = child_vocabulary(parent, vocab)
         if cfg.world == "token":
             vocab = vocab.with_book_tokens(len(novels))
         cfg.save(run / "config.json")
         vocab.save(run / "vocab.json")
+        if parent is not None:
+            save_record(run, parent, vocab.chars)
         (run / "books.json").write_text(json.dumps(books_card(novels, train_texts), indent=1, ensure_ascii=False))
         (run / "corpus.json").write_text(json.dumps(
             {"paths": [str(p) for p in corpus], "files": card}, indent=2, ensure_ascii=False))
@@ -216,6 +230,13 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
     if resume:
         progress = load_checkpoint(run, model, optimizer)
         report(f"resuming after epoch {progress['epoch']}")
+    elif parent is not None:
+        network.set_role_weights(cfg, model, child_weights(parent, vocab.chars))
+        start = network.book_start_states(cfg, model, n_books, vocab.token_base)
+        progress["val_at_start"] = validate(cfg, stepper, val_ids, start)[0]  # the parent, on this corpus's tails
+        report(f"starting from {parent.path} ({parent.name}): {len(parent.chars):,} characters known, "
+               f"{parent.record(vocab.chars)['new_chars']:,} new; validation before training "
+               f"{progress['val_at_start']:.4f} nats/char")
     report(f"{model.count_params():,} parameters; backend {keras.backend.backend()} on {hardware()}")
 
     log = ScalarLog(run)
@@ -256,6 +277,7 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
         stale = 0 if better else stale + 1
         save_checkpoint(run, model, optimizer, progress)
         log.write(epoch + 1, row)
+        curves.draw(run)
         no_book = f"; no novel given {row['val_nats_no_book']:.4f}" if n_books else ""
         report(f"epoch {epoch + 1}/{cfg.epochs}: train {train_loss:.4f} nats/char, validation {val:.4f} nats/char "
                f"({val / LN2:.4f} bits/char, {n_val:,} chars, state carried{no_book}){' *' if better else ''}, "
@@ -264,7 +286,7 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
     result = {
         "config": asdict(cfg), "vocab_size": len(vocab), "parameters": model.count_params(),
         "epochs_run": progress["epoch"], "best_epoch": progress["best_epoch"],
-        "best_val_nats_per_char": progress["best_val"],
+        "best_val_nats_per_char": progress["best_val"], "val_nats_at_start": progress.get("val_at_start"),
         "best_val_bits_per_char": None if progress["best_val"] is None else progress["best_val"] / LN2,
         "train_seconds": round(progress["seconds"], 1), "hardware": hardware(),
         "backend": keras.backend.backend(), "keras": keras.__version__, "numpy": np.__version__,

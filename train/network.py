@@ -157,6 +157,14 @@ def export_weights(cfg: TrainConfig, model: keras.Model, n_books: int = 0, token
             "book_states": book_start_states(cfg, model, n_books, token_base)}
 
 
+def set_role_weights(cfg: TrainConfig, model: keras.Model, weights: dict) -> None:
+    """The inverse of export_weights for the shared layers (a "state" world's table is left as it is)."""
+    model.get_layer("embedding").set_weights([weights["embedding"]])
+    for i, layer in enumerate(weights["rnn"]):
+        model.get_layer(f"rnn_{i}").set_weights([layer["kernel"], layer["recurrent"], layer["bias"]])
+    model.get_layer("logits").set_weights([weights["dense_kernel"], weights["dense_bias"]])
+
+
 def top_state_index(cfg: TrainConfig) -> int:
     """Index, in the list of states, of the top layer's output h (what the Dense reads)."""
     return (cfg.layers - 1) * states_per_layer(cfg)

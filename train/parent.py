@@ -1,0 +1,130 @@
+"""Starting a run from an existing model (`python -m train --init-from RUN_OR_SAVEDMODEL`).
+
+    python -m train --init-from model/default --corpus my_novels/ --out runs/mine
+
+The parent is a run directory (its best weights) or an exported SavedModel (the
+shipped one included; reading it needs TensorFlow). The child keeps the parent's
+architecture and every character the parent knew, in the parent's order; characters
+of the new corpus the parent did not know are appended. A new character's embedding
+row starts as the parent's [UNK] row (how the parent read it) and its output column as
+the parent's [UNK] column, with [UNK]'s probability shared equally between [UNK] and
+the new characters (bias − log(1 + new)): before any training the child gives every
+known character exactly the parent's probability. Novel tokens (world "token") are
+characters too: novel k's token starts from the parent's novel k token when it had
+one. A "state" world's table starts fresh. The parent is recorded in RUN/parent.json
+and in the exported card.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from train.config import TrainConfig
+from train.vocab import BOOK_TOKEN_BASE, UNK, Vocabulary
+
+# The architecture a child takes from its parent; giving one of these differently is an error.
+ARCHITECTURE = ("cell", "layers", "units", "embedding_dim")
+# Defaults suited to fine-tuning, used where the command line does not set them: a lower peak
+# learning rate (the weights are already good; 2e-3 would shake them), a short warmup, few epochs.
+FINE_TUNE = {"learning_rate": 5e-4, "lr_min": 5e-5, "warmup_steps": 20, "epochs": 4}
+
+
+class ParentError(Exception):
+    """A parent model that cannot be used; the message says why."""
+
+
+@dataclass
+class Parent:
+    path: Path
+    name: str  # the run directory's or the card's name
+    architecture: dict  # cell, layers, units, embedding_dim
+    world: str  # "none", "state" or "token"
+    chars: list[str]  # the vocabulary, [UNK] first
+    weights: dict  # by role, as network.export_weights gives them (float32)
+
+    def record(self, child_chars: list[str]) -> dict:
+        """parent.json: where the child came from."""
+        known = set(self.chars)
+        return {"path": str(self.path), "name": self.name, "world": self.world, "architecture": self.architecture,
+                "vocab_size": len(self.chars),
+                "new_chars": sum(1 for c in child_chars[1:] if c not in known)}
+
+
+def load_parent(path: str | Path) -> Parent:
+    """Read a run directory (config.json) or a SavedModel directory (model.json)."""
+    path = Path(path)
+    if (path / "config.json").exists():
+        from train.export import run_weights  # noqa: PLC0415
+
+        cfg = TrainConfig.load(path / "config.json")
+        vocab = Vocabulary.load(path / "vocab.json")
+        weights = run_weights(path, cfg, len(vocab))
+        return Parent(path, path.name, {k: getattr(cfg, k) for k in ARCHITECTURE}, cfg.world, vocab.chars,
+                      _float32(weights))
+    if (path / "model.json").exists():
+        from model.artifact import ModelError, load  # noqa: PLC0415  (TensorFlow)
+
+        try:
+            model = load(path)
+        except ModelError as e:
+            raise ParentError(str(e)) from None
+        arch = model.card["architecture"]
+        return Parent(path, model.card.get("name", path.name), {k: arch[k] for k in ARCHITECTURE},
+                      model.world, model.chars(), _float32(model.weights()))
+    raise ParentError(f"{path}: neither a run directory (config.json) nor a model directory (model.json)")
+
+
+def _float32(weights: dict) -> dict:
+    f = lambda a: np.asarray(a, np.float32)  # noqa: E731
+    return {"embedding": f(weights["embedding"]), "dense_kernel": f(weights["dense_kernel"]),
+            "dense_bias": f(weights["dense_bias"]),
+            "rnn": [{k: f(v) for k, v in layer.items()} for layer in weights["rnn"]]}
+
+
+def fine_tune_config(given: dict, parent: Parent) -> TrainConfig:
+    """The child's config: the flags given, the parent's architecture, fine-tuning defaults."""
+    for key in ARCHITECTURE:
+        if key in given and given[key] != parent.architecture[key]:
+            raise ParentError(f"--{key.replace('_', '-')} {given[key]} differs from the parent's "
+                              f"{parent.architecture[key]}: a fine-tuned model keeps its parent's architecture")
+    return TrainConfig(**{**FINE_TUNE, **parent.architecture, **given})
+
+
+def child_vocabulary(parent: Parent, own: Vocabulary) -> Vocabulary:
+    """The parent's characters (its novel tokens left out), then the new corpus's characters it lacked."""
+    kept = [c for c in parent.chars if not _is_book_token(c)]
+    known = set(kept)
+    return Vocabulary(kept + [c for c in own.chars[1:] if c not in known])
+
+
+def _is_book_token(c: str) -> bool:
+    return c != UNK and len(c) == 1 and BOOK_TOKEN_BASE <= ord(c) <= 0xF8FF
+
+
+def child_weights(parent: Parent, child_chars: list[str]) -> dict:
+    """The parent's weights with embedding rows and output columns laid out for `child_chars`."""
+    index = {c: i for i, c in enumerate(parent.chars)}
+    source = np.array([index.get(c, 0) for c in child_chars])  # new characters read and predict as [UNK]
+    new = np.array([c not in index for c in child_chars])
+    bias = parent.weights["dense_bias"][source].copy()
+    # [UNK]'s probability, shared between [UNK] and the new characters: the known ones keep theirs.
+    shared = np.zeros(len(child_chars), bool)
+    shared[0], shared[new] = True, True
+    bias[shared] -= math.log(int(shared.sum()))
+    return {"embedding": parent.weights["embedding"][source], "rnn": parent.weights["rnn"],
+            "dense_kernel": parent.weights["dense_kernel"][:, source], "dense_bias": bias}
+
+
+def check_architecture(cfg: TrainConfig, parent: Parent) -> None:
+    for key in ARCHITECTURE:
+        if getattr(cfg, key) != parent.architecture[key]:
+            raise ParentError(f"{key} {getattr(cfg, key)} differs from the parent's {parent.architecture[key]}")
+
+
+def save_record(run: Path, parent: Parent, child_chars: list[str]) -> None:
+    (run / "parent.json").write_text(json.dumps(parent.record(child_chars), indent=2, ensure_ascii=False))
