@@ -28,6 +28,7 @@ class TrainConfig:
     layers: int = 2  # stacked recurrent layers
     dropout: float = 0.2  # between layers and before the output, training only
     init_from: str = ""  # a run directory or SavedModel to start from (fine-tuning; see train.parent); "" = random weights
+    keep_parent_chars: bool = True  # with --init-from: keep every character the parent knew (off: only this corpus's, a smaller output layer)
     # optimisation
     epochs: int = 16  # passes over the training text (an epoch = every character once, on average)
     learning_rate: float = 2e-3  # peak, reached after warmup, then cosine decay to lr_min

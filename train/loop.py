@@ -202,7 +202,7 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
         run.mkdir(parents=True, exist_ok=True)
         vocab = Vocabulary.build(train_texts, cfg.min_count)
         if parent is not None:
-            vocab = child_vocabulary(parent, vocab)
+            vocab = child_vocabulary(parent, vocab, cfg.keep_parent_chars)
         if cfg.world == "token":
             vocab = vocab.with_book_tokens(len(novels))
         cfg.save(run / "config.json")

@@ -95,9 +95,11 @@ def fine_tune_config(given: dict, parent: Parent) -> TrainConfig:
     return TrainConfig(**{**FINE_TUNE, **parent.architecture, **given})
 
 
-def child_vocabulary(parent: Parent, own: Vocabulary) -> Vocabulary:
-    """The parent's characters (its novel tokens left out), then the new corpus's characters it lacked."""
-    kept = [c for c in parent.chars if not _is_book_token(c)]
+def child_vocabulary(parent: Parent, own: Vocabulary, keep_parent: bool = True) -> Vocabulary:
+    """The parent's characters (its novel tokens left out; with keep_parent False only those this
+    corpus has too), in the parent's order, then the new corpus's characters it lacked."""
+    mine = set(own.chars)
+    kept = [c for c in parent.chars if not _is_book_token(c) and (keep_parent or c in mine)]
     known = set(kept)
     return Vocabulary(kept + [c for c in own.chars[1:] if c not in known])
 

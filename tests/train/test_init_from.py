@@ -49,6 +49,8 @@ def test_a_child_starts_as_its_parent_on_known_characters(tiny_run, new_corpus):
     before = logprobs(cfg, parent.chars, parent.weights, text)
     after = logprobs(cfg, chars, child_weights(parent, chars), text)
     np.testing.assert_allclose(after[:, :len(parent.chars)][:, 1:], before[:, 1:], atol=1e-5)
+    pruned = child_vocabulary(parent, own, keep_parent=False).chars  # only what the new corpus has
+    assert set(pruned) == set(own.chars) and "乔" not in pruned and pruned.index("道") < pruned.index("赵")
     # [UNK]'s probability is shared by [UNK] and the new characters: the total is the parent's.
     shared = np.logaddexp.reduce(np.concatenate([after[:, :1], after[:, len(parent.chars):]], axis=1), axis=1)
     np.testing.assert_allclose(shared, before[:, 0], atol=1e-5)
