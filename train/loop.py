@@ -231,7 +231,7 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
         progress = load_checkpoint(run, model, optimizer)
         report(f"resuming after epoch {progress['epoch']}")
     elif parent is not None:
-        network.set_role_weights(cfg, model, child_weights(parent, vocab.chars))
+        network.set_role_weights(cfg, model, child_weights(parent, vocab.chars, [n.name for n in novels]))
         start = network.book_start_states(cfg, model, n_books, vocab.token_base)
         progress["val_at_start"] = validate(cfg, stepper, val_ids, start)[0]  # the parent, on this corpus's tails
         report(f"starting from {parent.path} ({parent.name}): {len(parent.chars):,} characters known, "

@@ -9,9 +9,11 @@ of the new corpus the parent did not know are appended. A new character's embedd
 row starts as the parent's [UNK] row (how the parent read it) and its output column as
 the parent's [UNK] column, with [UNK]'s probability shared equally between [UNK] and
 the new characters (bias − log(1 + new)): before any training the child gives every
-known character exactly the parent's probability. Novel tokens (world "token") are
-characters too: novel k's token starts from the parent's novel k token when it had
-one. A "state" world's table starts fresh. The parent is recorded in RUN/parent.json
+known character exactly the parent's probability. The child keeps the parent's world
+unless --world says otherwise. Novel tokens (world "token") read as the parent's token
+of the novel with the same name, or as its "no novel" token for a novel it did not
+know: a fine-tune on your own novel starts from how the parent writes with no novel
+given. A "state" world's table starts fresh. The parent is recorded in RUN/parent.json
 and in the exported card.
 """
 
@@ -25,10 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from train.config import TrainConfig
-from train.vocab import BOOK_TOKEN_BASE, UNK, Vocabulary
+from train.vocab import BOOK_TOKEN_BASE, UNK, Vocabulary, book_token
 
 # The architecture a child takes from its parent; giving one of these differently is an error.
 ARCHITECTURE = ("cell", "layers", "units", "embedding_dim")
+# Taken from the parent unless given: a model that always read a novel's token first has
+# never started from the zero state, so its child goes on reading one.
+INHERITED = ("world",)
 # Defaults suited to fine-tuning, used where the command line does not set them: a lower peak
 # learning rate (the weights are already good; 2e-3 would shake them), a short warmup, few epochs.
 FINE_TUNE = {"learning_rate": 5e-4, "lr_min": 5e-5, "warmup_steps": 20, "epochs": 4}
@@ -45,6 +50,7 @@ class Parent:
     architecture: dict  # cell, layers, units, embedding_dim
     world: str  # "none", "state" or "token"
     chars: list[str]  # the vocabulary, [UNK] first
+    books: list[str]  # the names of its novels 1..K
     weights: dict  # by role, as network.export_weights gives them (float32)
 
     def record(self, child_chars: list[str]) -> dict:
@@ -64,8 +70,10 @@ def load_parent(path: str | Path) -> Parent:
         cfg = TrainConfig.load(path / "config.json")
         vocab = Vocabulary.load(path / "vocab.json")
         weights = run_weights(path, cfg, len(vocab))
+        from train.export import run_books  # noqa: PLC0415
+
         return Parent(path, path.name, {k: getattr(cfg, k) for k in ARCHITECTURE}, cfg.world, vocab.chars,
-                      _float32(weights))
+                      [b["name"] for b in run_books(path)["books"]], _float32(weights))
     if (path / "model.json").exists():
         from model.artifact import ModelError, load  # noqa: PLC0415  (TensorFlow)
 
@@ -75,7 +83,8 @@ def load_parent(path: str | Path) -> Parent:
             raise ParentError(str(e)) from None
         arch = model.card["architecture"]
         return Parent(path, model.card.get("name", path.name), {k: arch[k] for k in ARCHITECTURE},
-                      model.world, model.chars(), _float32(model.weights()))
+                      model.world, model.chars(), [b["name"] for b in model.card.get("books", [])],
+                      _float32(model.weights()))
     raise ParentError(f"{path}: neither a run directory (config.json) nor a model directory (model.json)")
 
 
@@ -92,7 +101,8 @@ def fine_tune_config(given: dict, parent: Parent) -> TrainConfig:
         if key in given and given[key] != parent.architecture[key]:
             raise ParentError(f"--{key.replace('_', '-')} {given[key]} differs from the parent's "
                               f"{parent.architecture[key]}: a fine-tuned model keeps its parent's architecture")
-    return TrainConfig(**{**FINE_TUNE, **parent.architecture, **given})
+    inherited = {"world": parent.world}
+    return TrainConfig(**{**FINE_TUNE, **inherited, **parent.architecture, **given})
 
 
 def child_vocabulary(parent: Parent, own: Vocabulary, keep_parent: bool = True) -> Vocabulary:
@@ -108,18 +118,30 @@ def _is_book_token(c: str) -> bool:
     return c != UNK and len(c) == 1 and BOOK_TOKEN_BASE <= ord(c) <= 0xF8FF
 
 
-def child_weights(parent: Parent, child_chars: list[str]) -> dict:
-    """The parent's weights with embedding rows and output columns laid out for `child_chars`."""
+def child_weights(parent: Parent, child_chars: list[str], child_books: list[str] = ()) -> dict:
+    """The parent's weights with embedding rows and output columns laid out for `child_chars`
+    (`child_books`: the child's novel names 1..K, for its novel tokens)."""
     index = {c: i for i, c in enumerate(parent.chars)}
-    source = np.array([index.get(c, 0) for c in child_chars])  # new characters read and predict as [UNK]
-    new = np.array([c not in index for c in child_chars])
-    bias = parent.weights["dense_bias"][source].copy()
-    # [UNK]'s probability, shared between [UNK] and the new characters: the known ones keep theirs.
-    shared = np.zeros(len(child_chars), bool)
-    shared[0], shared[new] = True, True
+    # Output columns: a known character's own; new characters and novel tokens (never predicted) [UNK]'s.
+    out = np.array([0 if _is_book_token(c) else index.get(c, 0) for c in child_chars])
+    # Embedding rows: the same, but a novel token reads as the parent's token for that novel.
+    rows = np.array([_parent_token(parent, index, child_books, c) if _is_book_token(c) else index.get(c, 0)
+                     for c in child_chars])
+    bias = parent.weights["dense_bias"][out].copy()
+    # [UNK]'s probability, shared between every column copied from it: the known ones keep theirs.
+    shared = out == 0
     bias[shared] -= math.log(int(shared.sum()))
-    return {"embedding": parent.weights["embedding"][source], "rnn": parent.weights["rnn"],
-            "dense_kernel": parent.weights["dense_kernel"][:, source], "dense_bias": bias}
+    return {"embedding": parent.weights["embedding"][rows], "rnn": parent.weights["rnn"],
+            "dense_kernel": parent.weights["dense_kernel"][:, out], "dense_bias": bias}
+
+
+def _parent_token(parent: Parent, index: dict, child_books: list[str], token: str) -> int:
+    """Parent row for a child's novel token: the same-named novel's token, else "no novel"'s, else [UNK]."""
+    k = ord(token) - BOOK_TOKEN_BASE
+    name = child_books[k - 1] if 1 <= k <= len(child_books) else None
+    if name in parent.books:
+        return index.get(book_token(parent.books.index(name) + 1), 0)
+    return index.get(book_token(0), 0)
 
 
 def check_architecture(cfg: TrainConfig, parent: Parent) -> None:

@@ -12,7 +12,7 @@ from train.data import log_softmax
 from train.export import export_run, pack, run_weights, unpack
 from train.loop import train
 from train.parent import FINE_TUNE, ParentError, child_vocabulary, child_weights, fine_tune_config, load_parent
-from train.vocab import Vocabulary
+from train.vocab import Vocabulary, book_token
 
 NEW_CAST = ["张无忌", "赵敏", "周芷若", "谢逊"]  # characters the tiny parent never saw
 
@@ -75,9 +75,11 @@ def test_fine_tune_from_a_run_and_from_a_saved_model(tiny_run, new_corpus, tmp_p
 def test_fine_tuning_defaults_and_architecture():
     class P:
         architecture = {"cell": "gru", "layers": 3, "units": 40, "embedding_dim": 8}
+        world = "token"
 
     cfg = fine_tune_config({"init_from": "x", "epochs": 9}, P)
     assert (cfg.layers, cfg.units, cfg.epochs, cfg.learning_rate) == (3, 40, 9, FINE_TUNE["learning_rate"])
+    assert cfg.world == "token" and fine_tune_config({"init_from": "x", "world": "none"}, P).world == "none"
     with pytest.raises(ParentError, match="units 64 differs"):
         fine_tune_config({"init_from": "x", "units": 64}, P)
 
@@ -118,3 +120,26 @@ def test_eight_bit_weights_round_trip(tiny_run, tmp_path):
     stored = lambda path: sum(a.nbytes for a in np.load(path).values())  # noqa: E731
     assert np.load(tmp_path / "w8.npz")["rnn_0_kernel"].dtype == np.int8
     assert stored(tmp_path / "w8.npz") < 0.65 * stored(tmp_path / "w16.npz")  # scales cost more in a tiny model
+
+
+def test_novel_tokens_start_from_the_same_novel_or_from_no_novel(world_corpus, tmp_path):
+    parent_run = tmp_path / "parent"
+    train(parent_run, [str(world_corpus)], tiny_config(world="token", epochs=1), report=quiet)
+    parent = load_parent(parent_run)
+    assert parent.world == "token" and parent.books == ["天龙", "射雕"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "射雕.txt").write_text((world_corpus / "射雕.txt").read_text())
+    (mine / "倚天.txt").write_text(make_story(41, paragraphs=20, names=NEW_CAST))
+    cfg = fine_tune_config({"init_from": str(parent_run), "epochs": 1, "batch_size": 16, "seq_len": 32,
+                            "val_chunk": 64}, parent)
+    assert cfg.world == "token"  # inherited
+    own = Vocabulary.build([(mine / f).read_text() for f in ("射雕.txt", "倚天.txt")])
+    chars = child_vocabulary(parent, own).with_book_tokens(2).chars  # novels 1 射雕, 2 倚天 (corpus order)
+    child = child_weights(parent, chars, ["射雕", "倚天"])
+    row = {c: i for i, c in enumerate(parent.chars)}
+    emb = parent.weights["embedding"]
+    token = lambda k: chars.index(book_token(k))  # noqa: E731
+    np.testing.assert_array_equal(child["embedding"][token(1)], emb[row[book_token(2)]])  # 射雕: the parent's 射雕
+    np.testing.assert_array_equal(child["embedding"][token(2)], emb[row[book_token(0)]])  # 倚天: "no novel"
+    np.testing.assert_array_equal(child["embedding"][token(0)], emb[row[book_token(0)]])
