@@ -79,8 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     log.info("Bot API reachable: @%s", username)
+    from telegram.error import InvalidToken  # noqa: PLC0415
+
     app: Application = build_application(config, model)
-    app.run_polling(bootstrap_retries=-1, allowed_updates=["message", "callback_query"])
+    try:
+        app.run_polling(bootstrap_retries=-1, allowed_updates=["message", "callback_query"])
+    except InvalidToken:  # revoked after the start-up check; PTB's message would quote the token
+        print(f"error: the Bot API at {config.base_url} refused TELEGRAM_BOT_TOKEN; check the token from "
+              "@BotFather", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -13,10 +13,27 @@ class RedactingFormatter(logging.Formatter):
         self.secrets = [s for s in secrets if s]
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        for secret in self.secrets:
+        return redact(super().format(record), self.secrets)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret:
             text = text.replace(secret, "<TOKEN>")
-        return text
+    return text
+
+
+def redact_uncaught(secrets: list[str]) -> None:
+    """Tracebacks that nothing caught are printed with every secret replaced too."""
+    import sys  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+    import traceback  # noqa: PLC0415
+
+    def show(kind, value, tb):
+        sys.stderr.write(redact("".join(traceback.format_exception(kind, value, tb)), secrets))
+
+    sys.excepthook = show
+    threading.excepthook = lambda args: show(args.exc_type, args.exc_value, args.exc_traceback)
 
 
 def setup_logging(level: str = "INFO", secrets: list[str] | None = None) -> None:
@@ -26,13 +43,15 @@ def setup_logging(level: str = "INFO", secrets: list[str] | None = None) -> None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level, logging.INFO))
+    redact_uncaught(secrets or [])
     # httpx logs every request URL at INFO, and the token is part of each URL.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 class OneLineNetworkErrors(logging.Filter):
-    """PTB logs every failed poll with a full traceback; a network outage deserves one line each."""
+    """PTB logs every failed poll with a full traceback; a network outage deserves one line each,
+    and so does a refused token (main prints what to do)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
@@ -41,4 +60,7 @@ class OneLineNetworkErrors(logging.Filter):
             record.msg, record.args = "Bot API unreachable while polling (%s); retrying with backoff", (exc,)
             record.exc_info, record.exc_text = None, None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
+        elif exc is not None and type(exc).__name__ == "InvalidToken":  # main() says so in one line
+            record.msg, record.args = "Bot API refused the token", ()
+            record.exc_info, record.exc_text = None, None
         return True

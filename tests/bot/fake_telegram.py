@@ -196,6 +196,9 @@ class FakeTelegram:
             time.sleep(fault[1])
         if fault and fault[0] == "error":
             return self._bad(str(fault[1]))
+        if fault and fault[0] == "revoked":  # the token revoked from now on (at @BotFather)
+            self.faults.setdefault(method, []).insert(0, fault)
+            return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
         fn = getattr(self, f"api_{method}", None)
         if fn is None:
             return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}

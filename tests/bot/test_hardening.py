@@ -242,6 +242,21 @@ def test_refused_token_is_one_line(tiny_model_dir, tmp_path):
     assert "Traceback" not in r.stderr and TOKEN not in r.stderr
 
 
+def test_a_token_revoked_during_start_up_is_one_line_and_never_printed(tiny_model_dir, tmp_path):
+    from tests.bot.harness import BotProcess
+
+    with FakeTelegram() as fake:
+        # The start-up check's getMe passes; PTB's own (in initialize) finds the token revoked.
+        fake.faults["getMe"] = [("ok", 0), ("revoked", 0)]
+        bot = BotProcess(fake, tiny_model_dir, tmp_path / "db", tmp_path / "log").spawn()
+        code = bot.proc.wait(timeout=90)
+    log = bot.log()
+    assert code == 1, log[-2000:]
+    assert [line for line in log.splitlines() if line.startswith("error:")][0].endswith(
+        "refused TELEGRAM_BOT_TOKEN; check the token from @BotFather")
+    assert "Traceback" not in log and TOKEN not in log
+
+
 @pytest.mark.parametrize("damage,message", [
     ("variables", "missing variables/variables.index"),
     ("data", "missing variables/variables.data-*"),
