@@ -48,15 +48,20 @@ class ChatSession:
 
 @dataclass
 class Opening:
-    """Where a part starts: what `prepare` hands to the scheduler and, once complete, to the store."""
+    """Where a part starts: what `prepare` hands to the scheduler and, once complete, to the store.
 
-    version: int  # story version (buttons carry it)
+    `prepare` only reads: nothing changes until the scheduler has accepted the part (a refused
+    /write keeps the old story), and the state before the part becomes what 重写 starts from
+    only once the part is complete (a failed /continue leaves 重写 where it was)."""
+
+    version: int  # story version (buttons carry it); for a new story, set when it is stored
     before: str  # story text before the part
     read: str  # text the model reads before sampling (a prompt, or a story tail to rebuild a state)
     states: np.ndarray  # [S, 1, H] state before `read`
     start: int  # where the part begins in the story text
     header: str = ""  # shown before the generated text (the prompt for /write)
     notice: str = ""  # an extra line for the user (which novel auto picked)
+    new_story: tuple[str, str | None] | None = None  # (prompt, novel): store as a new story once accepted
 
 
 @dataclass
@@ -169,11 +174,9 @@ class StoryEngine:
 
         async def prepare(s: ChatSession, settings) -> Opening:
             book = self.book_for(settings.book, prompt)
-            start = self.start_state(book)
-            version = await self.store.start_story(chat_id, prompt, book)
-            s.version, s.states, s.before_last = version, None, (prompt, start)
             picked = texts.book_picked(book) if book and settings.book == texts.BOOK_AUTO else ""
-            return Opening(version, prompt, prompt, start, len(prompt), header=prompt, notice=picked)
+            return Opening(0, prompt, prompt, self.start_state(book), len(prompt), header=prompt, notice=picked,
+                           new_story=(prompt, book))
 
         return await self._generate(chat_id, prepare, notice, user_id)
 
@@ -186,7 +189,6 @@ class StoryEngine:
             if story is None or not story.text:
                 raise UserError(texts.NO_STORY)
             read, states = self._resume_point(s, story)
-            s.version, s.before_last = story.version, (read, states)
             return Opening(story.version, story.text, read, states, len(story.text))
 
         return await self._generate(chat_id, prepare, "", user_id)
@@ -204,7 +206,6 @@ class StoryEngine:
                 read, states = s.before_last
             else:  # lost in a restart: read the tail of the story before the part
                 read, states = before[-self.rebuild_chars:], self.start_state(story.book)
-            s.before_last = (read, states)
             return Opening(story.version, before, read, states, start)
 
         return await self._generate(chat_id, prepare, "", user_id)
@@ -267,12 +268,19 @@ class PartContext:
                                                         settings.temperature)
             except Busy:
                 raise UserError(texts.BUSY_GLOBAL) from None
+            if opening.new_story:  # accepted: only now does the new story replace the old one
+                try:
+                    opening.version = await self.engine.store.start_story(self.chat_id, *opening.new_story)
+                except BaseException:
+                    self.job.cancelled = True
+                    raise
+                self.session.version, self.session.states = opening.version, None
         except BaseException:
             if reserved:
                 limits.refund(self.user_id, reserved)
             self.session.lock.release()
             raise
-        self.before, self.version, self.start = opening.before, opening.version, opening.start
+        self.opening, self.before, self.version, self.start = opening, opening.before, opening.version, opening.start
         notice = "\n".join(n for n in (self.notice, opening.notice) if n)
         self.part = Part(self.chat_id, opening.version, opening.start, opening.header, notice,
                          _run=self.engine.scheduler.stream(self.job))
@@ -283,7 +291,8 @@ class PartContext:
             if exc_type is None and self.job.remaining <= 0:
                 story_text = self.before + self.part.text
                 await self.engine.store.save_story(self.chat_id, self.version, story_text, self.start)
-                self.session.states = self.job.states
+                self.session.version, self.session.states = self.version, self.job.states
+                self.session.before_last = (self.opening.read, self.opening.states)  # what 重写 starts from
             else:
                 self.job.cancelled = True
                 if self.session.version == self.version:

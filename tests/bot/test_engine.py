@@ -2,6 +2,7 @@
 
 import asyncio
 
+import numpy as np
 import pytest
 
 from bot import texts
@@ -85,3 +86,41 @@ def test_database_failure_reaches_the_caller_and_the_engine_goes_on(tiny, tmp_pa
         await store.close()
         return shown
     assert asyncio.run(go()) == texts.temp_shown(0.8)
+
+
+def test_a_write_refused_by_a_full_scheduler_keeps_the_old_story(tiny, tmp_path):
+    async def go():
+        engine, store, sched = await make_engine(tiny, tmp_path / "db")
+        first = await drain(engine.write(1, "阿朱"))
+        sched.config.max_jobs = 0  # every generation slot taken
+        with pytest.raises(UserError, match=texts.BUSY_GLOBAL):
+            await drain(engine.write(1, "新故事"))
+        story = await store.story(1)
+        sched.config.max_jobs = 64
+        more = await drain(engine.continue_story(1))  # the old story goes on from its state
+        await sched.stop()
+        await store.close()
+        return first, story, more
+    first, story, more = asyncio.run(go())
+    assert story.text == "阿朱" + first.text and more.text
+
+
+def test_rewrite_after_a_refused_continue_starts_from_the_newest_part(tiny, tmp_path):
+    async def go():
+        engine, store, sched = await make_engine(tiny, tmp_path / "db")
+        first = await drain(engine.write(1, "乔峰"))
+        after_first = engine.sessions[1].states
+        await drain(engine.continue_story(1))
+        sched.config.max_jobs = 0
+        with pytest.raises(UserError, match=texts.BUSY_GLOBAL):
+            await drain(engine.continue_story(1))
+        sched.config.max_jobs = 64
+        read, states = engine.sessions[1].before_last  # where 重写 of the newest part starts
+        story = await store.story(1)
+        again = await drain(engine.rewrite(1, story.version, story.last_part_start))
+        await sched.stop()
+        await store.close()
+        return first, after_first, read, states, story, again
+    first, after_first, read, states, story, again = asyncio.run(go())
+    assert story.last_part_start == len("乔峰" + first.text) == again.start
+    assert read == "" and np.array_equal(states, after_first)  # the state before the second part
