@@ -65,7 +65,7 @@ async def run_console(config: BotConfig, model, stdin=None, stdout=None) -> None
         elif command == "/book":
             say(await engine.book(CONSOLE_CHAT, arg))
         elif command == "/reset":
-            say(await engine.reset(CONSOLE_CHAT))
+            say(await engine.reset(CONSOLE_CHAT) or texts.BUSY_CHAT)
         elif command == "/story":
             say(await engine.story_text(CONSOLE_CHAT) or texts.NO_STORY)
         else:

@@ -149,9 +149,19 @@ class StoryEngine:
 
     # ---- stories --------------------------------------------------------------------
 
-    async def reset(self, chat_id: int) -> str:
-        s = self.session(chat_id)
-        async with s.lock:
+    async def reset(self, chat_id: int) -> str | None:
+        """/reset: forget the story. A chat busy writing is told so, as for any request (None:
+        it was told a moment ago; say nothing), rather than queueing behind the part."""
+        s = self.sessions.get(chat_id)
+        if s is None:
+            await self.store.reset_story(chat_id)
+            return texts.RESET_DONE
+        if s.lock.locked():
+            try:
+                busy(s)
+            except UserError as e:
+                return None if e.quiet else str(e)
+        async with s.lock:  # free: taken at once, so no part starts while the story is cleared
             await self.store.reset_story(chat_id)
             self.sessions.pop(chat_id, None)
         return texts.RESET_DONE
@@ -290,7 +300,10 @@ class PartContext:
         try:
             if exc_type is None and self.job.remaining <= 0:
                 story_text = self.before + self.part.text
-                await self.engine.store.save_story(self.chat_id, self.version, story_text, self.start)
+                if not await self.engine.store.save_story(self.chat_id, self.version, story_text, self.start):
+                    # The stored story is no longer this one (a /reset, or another process): keep theirs.
+                    self.session.states = None
+                    raise UserError(texts.STORY_CHANGED)
                 self.session.version, self.session.states = self.version, self.job.states
                 self.session.before_last = (self.opening.read, self.opening.states)  # what 重写 starts from
             else:

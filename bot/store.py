@@ -60,7 +60,7 @@ START_STORY = """
     ON CONFLICT(chat_id) DO UPDATE SET version = stories.version + 1, text = excluded.text,
                                        last_part_start = excluded.last_part_start, book = excluded.book
     RETURNING version"""
-SAVE_STORY = "UPDATE stories SET text = ?, last_part_start = ? WHERE chat_id = ? AND version = ?"
+SAVE_STORY = "UPDATE stories SET text = ?, last_part_start = ? WHERE chat_id = ? AND version = ? RETURNING version"
 RESET_STORY = "UPDATE stories SET version = version + 1, text = '', last_part_start = 0 WHERE chat_id = ?"
 
 
@@ -154,8 +154,9 @@ class Store:
         (version,) = await self._write(START_STORY, (chat_id, prompt, len(prompt), book), fetch=True)
         return version
 
-    async def save_story(self, chat_id: int, version: int, text: str, last_part_start: int) -> None:
-        await self._write(SAVE_STORY, (text, last_part_start, chat_id, version))
+    async def save_story(self, chat_id: int, version: int, text: str, last_part_start: int) -> bool:
+        """Save a part's story; False (nothing written) if the stored story is no longer `version`."""
+        return await self._write(SAVE_STORY, (text, last_part_start, chat_id, version), fetch=True) is not None
 
     async def reset_story(self, chat_id: int) -> None:
         await self._write(RESET_STORY, (chat_id,))

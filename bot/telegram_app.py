@@ -248,7 +248,9 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 @guarded
 async def reset_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/reset: forget this chat's story."""
-    await call_telegram(update.effective_message.reply_text, await engine_of(context).reset(update.effective_chat.id))
+    answer = await engine_of(context).reset(update.effective_chat.id)
+    if answer:
+        await call_telegram(update.effective_message.reply_text, answer)
 
 
 @guarded

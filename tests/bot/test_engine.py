@@ -124,3 +124,37 @@ def test_rewrite_after_a_refused_continue_starts_from_the_newest_part(tiny, tmp_
     first, after_first, read, states, story, again = asyncio.run(go())
     assert story.last_part_start == len("乔峰" + first.text) == again.start
     assert read == "" and np.array_equal(states, after_first)  # the state before the second part
+
+
+def test_reset_while_writing_is_told_to_wait_and_never_queues(tiny, tmp_path):
+    async def go():
+        engine, store, sched = await make_engine(tiny, tmp_path / "db")
+        await store.set_length(1, 300)
+        async with await engine.write(1, "乔峰") as part:
+            answers = [await engine.reset(1) for _ in range(20)]  # each returns at once
+            async for _ in part.pieces():
+                pass
+        story = await store.story(1)
+        done = await engine.reset(1)
+        await sched.stop()
+        await store.close()
+        return answers, story, part, done
+    answers, story, part, done = asyncio.run(go())
+    assert answers == [texts.BUSY_CHAT] + [None] * 19  # told once, then quiet
+    assert story.text == "乔峰" + part.text and done == texts.RESET_DONE
+
+
+def test_a_part_whose_story_was_replaced_meanwhile_is_not_saved(tiny, tmp_path):
+    async def go():
+        engine, store, sched = await make_engine(tiny, tmp_path / "db")
+        with pytest.raises(UserError, match=texts.STORY_CHANGED):
+            async with await engine.write(1, "乔峰") as part:
+                await store.reset_story(1)  # as another process sharing the database would
+                async for _ in part.pieces():
+                    pass
+        story = await store.story(1)
+        await sched.stop()
+        await store.close()
+        return story
+    story = asyncio.run(go())
+    assert story.text == "" and story.version == 2
