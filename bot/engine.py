@@ -166,6 +166,15 @@ class StoryEngine:
             self.sessions.pop(chat_id, None)
         return texts.RESET_DONE
 
+    async def move_chat(self, old: int, new: int) -> None:
+        """A group became a supergroup (a new chat id): its story, settings and state go with it."""
+        if old == new:
+            return
+        await self.store.move_chat(old, new)
+        session = self.sessions.pop(old, None)
+        if session is not None and not session.lock.locked():  # a part in flight is saved nowhere: it ends
+            self.sessions[new] = session
+
     async def story_text(self, chat_id: int) -> str | None:
         story = await self.store.story(chat_id)
         return story.text if story and story.text else None

@@ -62,6 +62,15 @@ START_STORY = """
     RETURNING version"""
 SAVE_STORY = "UPDATE stories SET text = ?, last_part_start = ? WHERE chat_id = ? AND version = ? RETURNING version"
 RESET_STORY = "UPDATE stories SET version = version + 1, text = '', last_part_start = 0 WHERE chat_id = ?"
+# A group that became a supergroup has a new chat id: its rows move there (replacing any), in one transaction.
+MOVE_SETTINGS = """
+    INSERT OR REPLACE INTO settings (chat_id, temperature, length, book)
+    SELECT ?, temperature, length, book FROM settings WHERE chat_id = ?"""
+MOVE_STORY = """
+    INSERT OR REPLACE INTO stories (chat_id, version, text, last_part_start, book)
+    SELECT ?, version, text, last_part_start, book FROM stories WHERE chat_id = ?"""
+DELETE_SETTINGS = "DELETE FROM settings WHERE chat_id = ?"
+DELETE_STORY = "DELETE FROM stories WHERE chat_id = ?"
 
 
 class StoreError(Exception):
@@ -96,14 +105,20 @@ class Store:
         return rows[0] if rows else None
 
     async def _write(self, sql: str, params: tuple, fetch: bool = False):
+        rows = await self._transaction([(sql, params)])
+        return rows[0] if fetch and rows else None
+
+    async def _transaction(self, statements: list[tuple[str, tuple]]) -> list:
+        """Run the statements as one transaction (all or nothing); the last one's rows."""
         async with self.lock:
             try:
-                rows = await self.db.execute_fetchall(sql, params)
+                for sql, params in statements:
+                    rows = await self.db.execute_fetchall(sql, params)
                 await self.db.commit()
             except BaseException:
                 await self.db.rollback()
                 raise
-        return rows[0] if fetch and rows else None
+        return rows
 
     @classmethod
     async def open(cls, path: str | Path) -> "Store":
@@ -160,6 +175,12 @@ class Store:
 
     async def reset_story(self, chat_id: int) -> None:
         await self._write(RESET_STORY, (chat_id,))
+
+    async def move_chat(self, old: int, new: int) -> None:
+        """Settings and story of chat `old` now belong to `new` (a group upgraded to a supergroup).
+        Moving a chat with nothing stored (or moving it twice) changes nothing."""
+        await self._transaction([(MOVE_SETTINGS, (new, old)), (MOVE_STORY, (new, old)),
+                                 (DELETE_SETTINGS, (old,)), (DELETE_STORY, (old,))])
 
 
 async def migrate(db: aiosqlite.Connection, path: Path) -> None:

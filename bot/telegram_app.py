@@ -245,6 +245,17 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     await call_telegram(update.effective_message.reply_text, texts.UNKNOWN_COMMAND)
 
 
+async def chat_migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A group became a supergroup: move its story and settings to the new chat id."""
+    message = update.effective_message
+    if message.migrate_to_chat_id:  # sent in the old group
+        old, new = message.chat_id, message.migrate_to_chat_id
+    else:  # sent in the new supergroup; whichever arrives first moves it, the other finds nothing
+        old, new = message.migrate_from_chat_id, message.chat_id
+    await engine_of(context).move_chat(old, new)
+    log.info("chat %s became supergroup %s: story and settings moved", old, new)
+
+
 @guarded
 async def reset_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/reset: forget this chat's story."""
@@ -324,6 +335,7 @@ def build_application(config: BotConfig, model) -> Application:
                            (["continue"], continue_command), (["temp"], temp_command), (["len"], len_command),
                            (["book"], book_command), (["reset"], reset_command), (["story"], story_command)):
         app.add_handler(CommandHandler(names, handler, filters=not_edited))
+    app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, chat_migrated))
     # After every CommandHandler of the group: only commands none of them took get here.
     app.add_handler(MessageHandler(filters.COMMAND & not_edited, unknown_command))
     app.add_handler(CallbackQueryHandler(button_pressed))

@@ -185,3 +185,17 @@ def test_newer_database_is_refused(tiny_model_dir, tmp_path):
     r = run_python("-m", "bot", "--env-file", "/nonexistent", env={
         "TELEGRAM_BOT_TOKEN": TOKEN, "MODEL_DIR": str(tiny_model_dir), "DATABASE_PATH": str(db)}, timeout=60)
     assert r.returncode == 1 and "schema version 99 is newer than this bot" in r.stderr
+
+
+def test_a_group_upgraded_to_a_supergroup_keeps_its_story_and_settings(fake, bot):
+    group, supergroup = -400, -1000000000400
+    assert reply_after(fake, group, "/temp 0.5", chat_type="group").text == texts.temp_set(0.5)
+    assert reply_after(fake, group, "/len 60", chat_type="group").text == texts.len_set(60)
+    first = finished_part(fake, group, "/write 虚竹", chat_type="group")
+    fake.migrate(group, supergroup)
+    fake.wait_for(lambda: "became supergroup" in bot.log(), 30, "the move")  # updates are handled concurrently
+    assert reply_after(fake, supergroup, "/temp", chat_type="supergroup").text == texts.temp_shown(0.5)
+    more = finished_part(fake, supergroup, "/continue", chat_type="supergroup")
+    assert len(more.text) == 60
+    doc = reply_after(fake, supergroup, "/story", chat_type="supergroup")
+    assert doc.document.decode("utf-8") == first.text + more.text

@@ -98,3 +98,19 @@ def test_a_database_from_before_novels_migrates_keeping_everything(tmp_path):
     assert (story.version, story.text, story.book) == (3, "乔峰带阿朱", None)
     assert settings2.book == "天龙八部" and settings2.temperature == 1.1
     assert (story2.version, story2.text, story2.book) == (v, "段誉", "天龙八部") and v == 4
+
+
+def test_moving_a_chat_takes_settings_and_story_and_is_idempotent(tmp_path):
+    async def go():
+        store = await Store.open(tmp_path / "db")
+        await store.set_temperature(-5, 0.6)
+        version = await store.start_story(-5, "乔峰", "天龙八部")
+        await store.save_story(-5, version, "乔峰来了", 2)
+        await store.move_chat(-5, -1005)
+        await store.move_chat(-5, -1005)  # the second service message finds nothing left to move
+        moved = (await store.settings(-1005), await store.story(-1005), await store.story(-5))
+        await store.close()
+        return moved
+    settings, story, old = asyncio.run(go())
+    assert settings.temperature == 0.6 and story.text == "乔峰来了" and story.book == "天龙八部"
+    assert old is None
