@@ -35,6 +35,9 @@ class UserError(Exception):
 
 
 BUSY_NOTICE_SECONDS = 5.0  # a chat hammering a busy bot hears "正在写…" once per this many seconds
+# A story's cap in characters (about 300 KB as UTF-8): every part rewrites the whole stored text,
+# and /story sends it as one file, so a story without end would grow every save and upload.
+STORY_MAX_CHARS = 100_000
 
 
 @dataclass
@@ -84,12 +87,13 @@ class Part:
 
 class StoryEngine:
     def __init__(self, store: Store, scheduler: Scheduler, prompt_limit: int = 500, rebuild_chars: int = 1000,
-                 limits: Limits | None = None):
+                 limits: Limits | None = None, story_limit: int = STORY_MAX_CHARS):
         self.store = store
         self.limits = limits or Limits()
         self.scheduler = scheduler
         self.prompt_limit = prompt_limit  # characters of a /write prompt that are used
         self.rebuild_chars = rebuild_chars  # story tail read to rebuild a lost state
+        self.story_limit = story_limit  # characters a story may grow to
         self.sessions: dict[int, ChatSession] = {}
         self.model = scheduler.model
 
@@ -207,6 +211,8 @@ class StoryEngine:
                 raise UserError(texts.STALE_BUTTON)
             if story is None or not story.text:
                 raise UserError(texts.NO_STORY)
+            if len(story.text) + settings.length > self.story_limit:
+                raise UserError(texts.story_full(self.story_limit))
             read, states = self._resume_point(s, story)
             return Opening(story.version, story.text, read, states, len(story.text))
 

@@ -158,3 +158,20 @@ def test_a_part_whose_story_was_replaced_meanwhile_is_not_saved(tiny, tmp_path):
         return story
     story = asyncio.run(go())
     assert story.text == "" and story.version == 2
+
+
+def test_a_story_stops_growing_at_its_cap(tiny, tmp_path):
+    async def go():
+        engine, store, sched = await make_engine(tiny, tmp_path / "db", story_limit=200)
+        await store.set_length(1, 60)
+        first = await drain(engine.write(1, "乔峰"))  # 62
+        await drain(engine.continue_story(1))  # 122
+        await drain(engine.continue_story(1))  # 182
+        with pytest.raises(UserError, match="上限"):
+            await drain(engine.continue_story(1))  # 242 > 200
+        story = await store.story(1)
+        await sched.stop()
+        await store.close()
+        return first, story
+    first, story = asyncio.run(go())
+    assert len(story.text) == 182 and story.text.startswith("乔峰" + first.text)
