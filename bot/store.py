@@ -8,6 +8,7 @@ refuses to open a database whose newest migration is newer than this code knows.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -92,9 +93,23 @@ class Story:
     book: str | None = None  # the novel it is written in (None: no novel)
 
 
+def lock_beside(path: Path) -> int:
+    """An exclusive lock on PATH.lock, held by this process until closed: two bots on one
+    database would each overwrite the other's saves. Returns the lock's file descriptor."""
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StoreError(f"{path}: another bot process is using this database (it holds {lock_path}); "
+                         "stop it first, or give this one its own DATABASE_PATH") from None
+    return fd
+
+
 class Store:
-    def __init__(self, db: aiosqlite.Connection, path: Path):
-        self.db, self.path = db, path
+    def __init__(self, db: aiosqlite.Connection, path: Path, lock_fd: int | None = None):
+        self.db, self.path, self.lock_fd = db, path, lock_fd
         # Handlers run concurrently on one connection: a commit while another handler's statement
         # is open fails ("SQL statements in progress"), so each operation runs whole, one at a time.
         self.lock = asyncio.Lock()
@@ -126,11 +141,16 @@ class Store:
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            lock_fd = lock_beside(path)
+        except OSError as e:
+            raise StoreError(f"{path}: cannot open database ({e})") from None
+        try:
             if not path.exists():
                 fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
                 os.close(fd)
             db = await aiosqlite.connect(path)
         except (OSError, sqlite3.Error) as e:
+            os.close(lock_fd)
             raise StoreError(f"{path}: cannot open database ({e})") from None
         try:
             await db.execute("PRAGMA journal_mode=WAL")
@@ -138,14 +158,21 @@ class Store:
             await migrate(db, path)
         except sqlite3.Error as e:
             await db.close()
+            os.close(lock_fd)
             raise StoreError(f"{path}: cannot use database ({e})") from None
         except StoreError:
             await db.close()
+            os.close(lock_fd)
             raise
-        return cls(db, path)
+        return cls(db, path, lock_fd)
 
     async def close(self) -> None:
-        await self.db.close()
+        try:
+            await self.db.close()
+        finally:
+            if self.lock_fd is not None:
+                os.close(self.lock_fd)  # releases the lock
+                self.lock_fd = None
 
     async def settings(self, chat_id: int) -> Settings:
         row = await self._fetchone(SELECT_SETTINGS, (chat_id,))

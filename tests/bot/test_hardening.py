@@ -43,6 +43,18 @@ def test_sigkill_mid_generation_loses_nothing_written_before(fake, start_bot, tm
     assert doc.document.decode().startswith(part.text)
 
 
+def test_a_second_bot_on_the_same_database_is_refused_in_one_line(fake, start_bot, tiny_model_dir, tmp_path):
+    from tests.bot.harness import BotProcess
+
+    start_bot(fake, db="shared.db")
+    second = BotProcess(fake, tiny_model_dir, tmp_path / "shared.db", tmp_path / "second.log").spawn()
+    assert second.proc.wait(timeout=90) == 1
+    errors = [line for line in second.log().splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "another bot process is using this database" in errors[0]
+    assert "Traceback" not in second.log()
+    assert reply_after(fake, 23, "/help").text == texts.HELP  # the first goes on
+
+
 def test_restart_keeps_settings_and_story_and_sigterm_is_clean(fake, start_bot, tmp_path):
     db = tmp_path / "db"
     first = start_bot(fake, log="1.log")

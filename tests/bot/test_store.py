@@ -114,3 +114,14 @@ def test_moving_a_chat_takes_settings_and_story_and_is_idempotent(tmp_path):
     settings, story, old = asyncio.run(go())
     assert settings.temperature == 0.6 and story.text == "乔峰来了" and story.book == "天龙八部"
     assert old is None
+
+
+def test_a_second_process_on_the_same_database_is_refused(tmp_path):
+    async def go():
+        first = await Store.open(tmp_path / "db")
+        with pytest.raises(StoreError, match="another bot process is using this database"):
+            await Store.open(tmp_path / "db")
+        await first.close()
+        again = await Store.open(tmp_path / "db")  # free once the first has closed
+        await again.close()
+    asyncio.run(go())
