@@ -25,10 +25,10 @@ def preflight(config: BotConfig):
 
     The cheap checks come first, so their errors print before TensorFlow (and its chatter) loads.
     """
-    from model import check_model_dir  # noqa: PLC0415
-    from model.artifact import DEFAULT_MODEL_DIR  # noqa: PLC0415
     from bot.resources import load_model  # noqa: PLC0415
     from bot.store import Store  # noqa: PLC0415
+    from model import check_model_dir  # noqa: PLC0415
+    from model.artifact import DEFAULT_MODEL_DIR  # noqa: PLC0415
 
     check_model_dir(config.model_dir or DEFAULT_MODEL_DIR)
 
@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--console", action="store_true", help="talk to the bot in this terminal instead of Telegram")
     ap.add_argument("--env-file", type=Path, default=Path(".env"), help="settings file (default .env)")
     args = ap.parse_args(argv)
-    from model import ModelError  # noqa: PLC0415
     from bot.store import StoreError  # noqa: PLC0415
+    from model import ModelError  # noqa: PLC0415
 
     try:
         config = load_config(dotenv=args.env_file, need_token=not args.console)
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run_console(config, model))
         return 0
     from telegram.ext import Application  # noqa: PLC0415
+
     from bot.startup import wait_for_api  # noqa: PLC0415
     from bot.telegram_app import build_application  # noqa: PLC0415
 

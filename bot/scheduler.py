@@ -17,6 +17,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -117,7 +118,7 @@ class Scheduler:
             temps = [j.temperature for j in batch]
             try:
                 texts, new_states = await loop.run_in_executor(
-                    self._executor, lambda: self.model.generate(prompts, states, length=n, temperature=temps))
+                    self._executor, partial(self.model.generate, prompts, states, length=n, temperature=temps))
             except Exception as e:  # noqa: BLE001  (a failed round fails its jobs, not the bot)
                 log.exception("generation round failed")
                 for j in batch:

@@ -42,7 +42,8 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-CREATE_MIGRATIONS = "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+CREATE_MIGRATIONS = """
+    CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"""
 SELECT_SCHEMA_VERSION = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version, applied_at) VALUES (?, datetime('now'))"
 SELECT_SETTINGS = "SELECT temperature, length, book FROM settings WHERE chat_id = ?"

@@ -80,7 +80,7 @@ class CharModel:
         self._tf = tf
         try:
             self._m = tf.saved_model.load(str(self.path))
-        except Exception as e:  # a damaged SavedModel can fail in many ways
+        except Exception as e:  # noqa: BLE001  (a damaged SavedModel can fail in many ways)
             raise ModelError(f"{self.path}: cannot load SavedModel ({type(e).__name__}: {str(e)[:200]})") from None
         self._run = self._in_process()
         self.num_states = int(self._m.num_states.numpy())

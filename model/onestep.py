@@ -32,6 +32,7 @@ frequent; `model.artifact` picks a novel from a prompt with them.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -247,8 +248,6 @@ class OneStep(tf.Module):
 
 def export(weights: dict, chars: list[str], cell: str, card: dict, path) -> None:
     """Build the OneStep module and write it as a SavedModel, with model.json beside it."""
-    from pathlib import Path
-
     module = OneStep(weights, chars, cell, card)
     tf.saved_model.save(module, str(path))
     (Path(path) / "model.json").write_text(json.dumps(card, indent=2, ensure_ascii=False))

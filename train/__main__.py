@@ -43,7 +43,8 @@ def parse_args(argv):
 def field_comments() -> dict[str, str]:
     """Each TrainConfig field's one-line comment in train/config.py: the flags' help is the config's own."""
     source = inspect.getsource(TrainConfig)
-    return {m.group(1): m.group(2).replace("%", "%%") for m in re.finditer(r"^\s+(\w+): [^=]+=[^#\n]+#\s*(.+)$", source, re.M)}
+    lines = re.finditer(r"^\s+(\w+): [^=]+=[^#\n]+#\s*(.+)$", source, re.M)
+    return {m.group(1): m.group(2).replace("%", "%%") for m in lines}
 
 
 def main(argv: list[str] | None = None) -> int:

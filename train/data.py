@@ -45,7 +45,8 @@ def epoch_batches(ids: np.ndarray, cfg: TrainConfig, epoch: int, books: np.ndarr
     if cfg.world == "state":
         return [x, book], y, w
     token = (token_base + book)[:, None].astype(np.int32)
-    return np.concatenate([token, x], axis=1), np.concatenate([x[:, :1], y], axis=1), np.concatenate([w[:, :1], w], axis=1)
+    join = lambda a, b: np.concatenate([a, b], axis=1)  # noqa: E731
+    return join(token, x), join(x[:, :1], y), join(w[:, :1], w)
 
 
 def window_books(books: np.ndarray, starts: np.ndarray, cfg: TrainConfig, epoch: int) -> np.ndarray:

@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, ensure_ascii=False))
         return 0
     for name, f in result["files"].items():
-        print(f"{name} [{f['book'] or 'no novel'}]: {f['nats_per_char']:.4f} nats/char, {f['bits_per_char']:.4f} bits/char, "
+        print(f"{name} [{f['book'] or 'no novel'}]: {f['nats_per_char']:.4f} nats/char, "
+              f"{f['bits_per_char']:.4f} bits/char, "
               f"perplexity {f['perplexity']:.1f}, {f['chars']:,} chars")
     print(f"total: {result['nats_per_char']:.4f} nats/char, {result['bits_per_char']:.4f} bits/char, "
           f"perplexity {result['perplexity']:.1f}, {result['chars']:,} chars")

@@ -25,7 +25,6 @@ from model.quant import dequantize, quantize
 from train.config import TrainConfig
 from train.vocab import Vocabulary
 
-
 # Matrices by name and the axis their 8-bit scale reduces over (one scale per output channel;
 # per character for the embedding). Everything else (biases, novel states) stays float16.
 QUANTIZED_AXIS = {"embedding": 1, "dense_kernel": 0, "kernel": 0, "recurrent": 0}
@@ -146,9 +145,11 @@ def world_figures(model_dir: Path) -> dict:
     from train.worlds import world_consistency  # noqa: PLC0415
 
     auto = world_consistency(load(model_dir))
-    return {"world_foreign_share": round(auto["foreign_share"], 4), "world_names_counted": auto["own"] + auto["foreign"],
+    return {"world_foreign_share": round(auto["foreign_share"], 4),
+            "world_names_counted": auto["own"] + auto["foreign"],
             "world_measure": f"{auto['prompts']} prompts × {auto['length']} chars at temperature "
-                             f"{auto['temperature']}, seed {auto['seed']}, book auto (python -m train.evaluate --worlds)"}
+                             f"{auto['temperature']}, seed {auto['seed']}, book auto "
+                             "(python -m train.evaluate --worlds)"}
 
 
 def export_run(run: Path, out: Path | None = None, evaluate: bool = False, report=print) -> Path:

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -113,7 +114,7 @@ def load_checkpoint(run: Path, model, optimizer) -> dict:
 def hardware() -> str:
     backend = keras.backend.backend()
     if backend == "jax":
-        import jax
+        import jax  # noqa: PLC0415  (only on the JAX backend)
 
         devs = jax.devices()
         return f"{len(devs)}× {devs[0].device_kind}" if devs[0].platform != "cpu" else f"CPU ({os.cpu_count()} cores)"
@@ -312,6 +313,4 @@ def _epochs_without_improvement(progress: dict) -> int:
 
 def _verbosity() -> int:
     """A live progress bar on a terminal; one line per epoch in logs and CI."""
-    import sys
-
     return 1 if sys.stdout.isatty() else 2

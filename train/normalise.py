@@ -81,9 +81,9 @@ class Changes:
                   f"{self.marks_dropped} missing-glyph marks dropped")
 
     def as_dict(self) -> dict:
-        return {"indents_fixed": self.indents_fixed, "lines_rejoined": self.lines_rejoined, "wrap_width": self.wrap_width,
-                "quotes_converted": self.quotes_converted, "chars_simplified": self.chars_simplified,
-                "marks_dropped": self.marks_dropped}
+        return {"indents_fixed": self.indents_fixed, "lines_rejoined": self.lines_rejoined,
+                "wrap_width": self.wrap_width, "quotes_converted": self.quotes_converted,
+                "chars_simplified": self.chars_simplified, "marks_dropped": self.marks_dropped}
 
 
 def normalise(text: str, options: Normalisation | None = None) -> tuple[str, Changes]:

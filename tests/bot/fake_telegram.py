@@ -120,11 +120,11 @@ class FakeTelegram:
 
     def migrate(self, old: int, new: int) -> None:
         """A group becomes a supergroup: the service messages Telegram sends to both chats."""
-        for chat, field, other, kind in ((old, "migrate_to_chat_id", new, "group"),
-                                         (new, "migrate_from_chat_id", old, "supergroup")):
+        for chat, key, other, kind in ((old, "migrate_to_chat_id", new, "group"),
+                                       (new, "migrate_from_chat_id", old, "supergroup")):
             self._push({"message": {"message_id": self._new_message_id(), "date": int(time.time()),
                                     "chat": {"id": chat, "type": kind, "title": "群"},
-                                    "from": {"id": 777, "is_bot": False, "first_name": "admin"}, field: other}})
+                                    "from": {"id": 777, "is_bot": False, "first_name": "admin"}, key: other}})
 
     def press(self, chat_id: int, message_id: int, data: str, user_id: int | None = None) -> None:
         """A user presses an inline button under the bot's message."""

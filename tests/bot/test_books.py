@@ -46,12 +46,12 @@ def test_book_lists_sets_and_rejects_without_changing_the_setting(world, tmp_pat
         bad = await engine.book(1, "红楼梦")
         kept = (await store.settings(1)).book
         back = await engine.book(1, "AUTO")
-        return shown, done, bad, kept, (await store.settings(1)).book, await engine.book(1, "")
-    shown, done, bad, kept, final, shown_again = run_engine(world, tmp_path / "db", body)
+        return shown, done, bad, kept, back, (await store.settings(1)).book, await engine.book(1, "")
+    shown, done, bad, kept, back, final, shown_again = run_engine(world, tmp_path / "db", body)
     assert shown == texts.book_list(list(WORLD_CASTS), "auto") and "《天龙》" in shown and "《射雕》" in shown
     assert done == texts.book_set("射雕")
     assert bad == texts.book_unknown("红楼梦", list(WORLD_CASTS)) and "没有改变" in bad
-    assert kept == "射雕" and final == "auto"
+    assert kept == "射雕" and final == "auto" and back == texts.book_set(texts.BOOK_AUTO)
     assert "自动" in shown_again
 
 

@@ -23,7 +23,8 @@ def test_env_example_documents_every_variable():
 
 def test_dotenv_values_and_environment_precedence(tmp_path):
     env_file = tmp_path / ".env"
-    env_file.write_text(f'# comment\nexport TELEGRAM_BOT_TOKEN="{TOKEN}"\nALLOWED_USER_IDS=1, 2 ,3\nMAX_BATCH=8 # note\n')
+    env_file.write_text(f'# comment\nexport TELEGRAM_BOT_TOKEN="{TOKEN}"\nALLOWED_USER_IDS=1, 2 ,3\n'
+                        'MAX_BATCH=8 # note\n')
     cfg = load_config(env={"MAX_BATCH": "4"}, dotenv=env_file)
     assert cfg.token == TOKEN and cfg.allowed_user_ids == {1, 2, 3} and cfg.max_batch == 4
     assert TOKEN not in repr(cfg)

@@ -23,7 +23,8 @@ def test_detects_encoding(raw, encoding):
 
 
 def test_clean_normalises_line_endings_and_drops_site_lines():
-    raw = ("本书来自www.wmtxt.com免费txt小说下载站\r\n　　第一行。\r\r\n　　第二行。----〖新语丝电子文库(www.xys.org)〗\r\n"
+    raw = ("本书来自www.wmtxt.com免费txt小说下载站\r\n　　第一行。\r\r\n"
+           "　　第二行。----〖新语丝电子文库(www.xys.org)〗\r\n"
            "更多更新免费电子书请关注www.wmtxt.com\r\n一九七八&#183;十\r")
     text, dropped = clean(raw)
     assert dropped == 2

@@ -1,8 +1,8 @@
 """Normalisation: each rule on a small synthetic text, compressed files, and the raw shared copy."""
 
 import gzip
-import random
 import lzma
+import random
 import zipfile
 
 import pytest

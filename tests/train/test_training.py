@@ -107,7 +107,8 @@ def test_carried_state_training_resumes_exactly_and_exports(tiny_corpus, tmp_pat
     resumed = train(tmp_path / "cut", None, None, resume=True, time_budget=0, report=lambda s: None)
     np.testing.assert_allclose([h["val_nats"] for h in resumed["history"]],
                                [h["val_nats"] for h in straight["history"]], rtol=1e-5)
-    run_cfg, vocab = TrainConfig.load(tmp_path / "cut" / "config.json"), Vocabulary.load(tmp_path / "cut" / "vocab.json")
+    cut = tmp_path / "cut"
+    run_cfg, vocab = TrainConfig.load(cut / "config.json"), Vocabulary.load(cut / "vocab.json")
     weights = run_weights(tmp_path / "cut", run_cfg, len(vocab))  # what export and pack read
     assert weights["embedding"].shape == (len(vocab), run_cfg.embedding_dim)
     assert weights["rnn"][0]["recurrent"].shape == (16, 3 * 16)
