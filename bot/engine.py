@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bot import texts
-from bot.limits import Limits
+from bot.limits import USER, Limits
 from bot.scheduler import Busy, Scheduler
 from bot.store import Store
 
@@ -284,8 +284,9 @@ class PartContext:
         try:
             settings = await self.engine.store.settings(self.chat_id)
             # Checked before anything changes: a refused /write leaves the old story as it was.
-            if not limits.characters(self.user_id, settings.length):
-                raise UserError(texts.TOO_MUCH)
+            over = limits.characters(self.user_id, settings.length)
+            if over:
+                raise UserError(texts.TOO_MUCH if over == USER else texts.BUSY_GLOBAL)
             reserved = settings.length
             opening = await self.prepare(self.session, settings)
             try:

@@ -20,6 +20,10 @@ class LimitConfig:
     global_chars_per_hour: int = 1_000_000  # for everyone together
 
 
+# Why a quota refused: the user's own limit, or everyone's together (not this user's doing).
+USER, EVERYONE = "user", "everyone"
+
+
 class Window:
     """Amounts recorded over the last `seconds`."""
 
@@ -44,16 +48,18 @@ class Quota:
         self.users: dict[int, Window] = {}
         self.everyone = Window(seconds)
 
-    def take(self, now: float, user_id: int, amount: int) -> bool:
-        """Count `amount`; False (and nothing counted) if that would pass either limit."""
+    def take(self, now: float, user_id: int, amount: int) -> str | None:
+        """Count `amount`; or, counting nothing, say which limit it would pass (USER or EVERYONE)."""
         mine = self.users.setdefault(user_id, Window(self.seconds))
-        if mine.used(now) + amount > self.per_user or self.everyone.used(now) + amount > self.everyone_limit:
-            return False
+        if mine.used(now) + amount > self.per_user:
+            return USER
+        if self.everyone.used(now) + amount > self.everyone_limit:
+            return EVERYONE
         self.add(now, user_id, amount)
         if len(self.users) > 1000:  # drop users with nothing left in their window
             for uid in [u for u, w in self.users.items() if w.used(now) == 0]:
                 del self.users[uid]
-        return True
+        return None
 
     def add(self, now: float, user_id: int, amount: int) -> None:
         self.users.setdefault(user_id, Window(self.seconds)).add(now, amount)
@@ -67,12 +73,12 @@ class Limits:
         self.requests = Quota(60, c.user_requests_per_minute, c.global_requests_per_minute)
         self.chars = Quota(3600, c.user_chars_per_hour, c.global_chars_per_hour)
 
-    def request(self, user_id: int) -> bool:
-        """Count one request; False if the user or everyone is over the per-minute limit."""
+    def request(self, user_id: int) -> str | None:
+        """Count one request; or USER / EVERYONE: who is over the per-minute limit."""
         return self.requests.take(self.clock(), user_id, 1)
 
-    def characters(self, user_id: int, amount: int) -> bool:
-        """Reserve `amount` generated characters; False if that would pass an hourly limit."""
+    def characters(self, user_id: int, amount: int) -> str | None:
+        """Reserve `amount` generated characters; or USER / EVERYONE: whose hourly limit it would pass."""
         return self.chars.take(self.clock(), user_id, amount)
 
     def refund(self, user_id: int, amount: int) -> None:

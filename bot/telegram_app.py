@@ -20,6 +20,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot import texts
 from bot.config import BotConfig
 from bot.engine import StoryEngine, UserError, report_failure
+from bot.limits import USER
 from bot.resources import open_resources
 
 log = logging.getLogger(__name__)
@@ -183,8 +184,8 @@ def guarded(handler):
         refusal, uid = None, update.effective_user.id if update.effective_user else 0
         if not allowed(update, context):
             refusal = texts.NOT_ALLOWED
-        elif not engine_of(context).limits.request(uid):
-            refusal = texts.TOO_FAST
+        elif over := engine_of(context).limits.request(uid):
+            refusal = texts.TOO_FAST if over == USER else texts.BUSY_GLOBAL  # everyone's limit: not this user's doing
         if refusal and refused_recently(context, uid):
             return  # told a moment ago: stay quiet rather than answer every message of a flood
         if refusal:

@@ -175,3 +175,27 @@ def test_a_story_stops_growing_at_its_cap(tiny, tmp_path):
         return first, story
     first, story = asyncio.run(go())
     assert len(story.text) == 182 and story.text.startswith("乔峰" + first.text)
+
+
+def test_a_limit_everyone_shares_is_not_blamed_on_the_user():
+    from bot.limits import EVERYONE, USER
+
+    now = [0.0]
+    limits = Limits(LimitConfig(user_requests_per_minute=3, global_requests_per_minute=5), clock=lambda: now[0])
+    assert [limits.request(1) for _ in range(4)] == [None, None, None, USER]  # one user too fast
+    assert [limits.request(2) for _ in range(3)] == [None, None, EVERYONE]  # everyone's minute is used up
+    now[0] = 61.0
+    assert limits.request(2) is None
+
+
+def test_a_write_refused_by_the_global_hourly_budget_says_so(tiny, tmp_path):
+    async def go():
+        limits = Limits(LimitConfig(global_chars_per_hour=400))
+        engine, store, sched = await make_engine(tiny, tmp_path / "db", limits=limits)
+        await drain(engine.write(2, "阿朱"))  # 300 of everyone's 400
+        with pytest.raises(UserError) as refused:
+            await drain(engine.write(1, "乔峰"))
+        await sched.stop()
+        await store.close()
+        return str(refused.value)
+    assert asyncio.run(go()) == texts.BUSY_GLOBAL
