@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.limits import LimitConfig
+from bot.logs import LOG_LEVELS
 
 TOKEN_PATTERN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")  # what @BotFather hands out
 
@@ -101,4 +102,6 @@ def load_config(env: dict[str, str] | None = None, dotenv: Path = Path(".env"), 
             raise ConfigError("TELEGRAM_TIMEOUT must be between 1 and 600 seconds")
     if get("LOG_LEVEL"):
         cfg.log_level = get("LOG_LEVEL").upper()
+        if cfg.log_level not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {get('LOG_LEVEL')!r}")
     return cfg

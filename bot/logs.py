@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")  # what LOG_LEVEL may be
+
 
 class RedactingFormatter(logging.Formatter):
     """Formats as usual, then replaces every secret, tracebacks included."""

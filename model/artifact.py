@@ -105,8 +105,8 @@ class CharModel:
     def _in_process(self):
         """The same OneStep graph, rebuilt here with the weights widened to float32 once.
 
-        The SavedModel's own functions widen its float16 weights on every call; for a
-        chunk of 48 characters that costs about a fifth of the time. Here they are
+        The SavedModel's own functions widen its float16 weights on every call; for one
+        of the bot's chunks (12 characters first, then 64) that is a large share of the time. Here they are
         widened once (exact), and the embedding is folded into layer 0's input
         projection (a gather instead of a matmul per character). The numbers agree
         with the SavedModel's to float32 rounding (a test checks it).

@@ -35,6 +35,8 @@ def test_dotenv_values_and_environment_precedence(tmp_path):
     ({"TELEGRAM_BOT_TOKEN": TOKEN, "MAX_JOBS": "0"}, "MAX_JOBS must be at least 1"),
     ({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": "ftp://x"}, "TELEGRAM_BASE_URL"),
     ({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_TIMEOUT": "0"}, "TELEGRAM_TIMEOUT"),
+    ({"TELEGRAM_BOT_TOKEN": TOKEN, "LOG_LEVEL": "DEBGU"}, "LOG_LEVEL must be one of DEBUG, INFO"),
+    ({"TELEGRAM_BOT_TOKEN": TOKEN, "LOG_LEVEL": "root"}, "not 'root'"),
 ])
 def test_bad_settings_are_named(env, message):
     with pytest.raises(ConfigError, match=message) as e:
