@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
 
     app: Application = build_application(config, model)
     try:
-        app.run_polling(bootstrap_retries=-1, allowed_updates=["message", "callback_query"])
+        # stop_signals=None: post_init installs handlers that bound the stop (telegram_app.stop_on_signals).
+        app.run_polling(bootstrap_retries=-1, allowed_updates=["message", "callback_query"], stop_signals=None)
     except InvalidToken:  # revoked after the start-up check; PTB's message would quote the token
         print(f"error: the Bot API at {config.base_url} refused TELEGRAM_BOT_TOKEN; check the token from "
               "@BotFather", file=sys.stderr)

@@ -28,6 +28,10 @@ class Busy(Exception):
     """Too many generations in flight; try again shortly."""
 
 
+class Stopped(Exception):
+    """The bot is shutting down: this job was abandoned before it finished."""
+
+
 @dataclass
 class Job:
     read: str  # text to read before generating (a prompt, or a story's tail after a restart)
@@ -65,11 +69,11 @@ class Scheduler:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="scheduler")
 
     async def stop(self) -> None:
-        """Abandon every job (their streams end with CancelledError) and stop the worker."""
+        """Abandon every job (their streams end with Stopped) and stop the worker."""
         self._closing = True
         for job in self.jobs:
             job.cancelled = True
-            job.pieces.put_nowait(asyncio.CancelledError())
+            job.pieces.put_nowait(Stopped())
         self.jobs.clear()
         self._wake.set()
         if self._task:

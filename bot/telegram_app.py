@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import time
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -22,8 +24,10 @@ from bot.config import BotConfig
 from bot.engine import StoryEngine, UserError, report_failure
 from bot.limits import USER
 from bot.resources import open_resources
+from bot.scheduler import Stopped
 
 log = logging.getLogger(__name__)
+SHUTDOWN_GRACE = 5.0  # seconds from SIGTERM to exit, whatever is still in flight
 
 COMMANDS = [
     ("write", "以一段开头写新故事"), ("continue", "接着往下写"), ("temp", "查看或设定温度"),
@@ -131,8 +135,12 @@ def part_buttons(part) -> InlineKeyboardMarkup:
     ]])
 
 
+def engine_of_app(app: Application) -> StoryEngine:
+    return app.bot_data["engine"]
+
+
 def engine_of(context: ContextTypes.DEFAULT_TYPE) -> StoryEngine:
-    return context.application.bot_data["engine"]
+    return engine_of_app(context.application)
 
 
 def allowed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
@@ -155,6 +163,8 @@ async def stream_part(bot, chat_id: int, opening) -> None:
     except UserError as e:
         if not e.quiet:
             await call_telegram(bot.send_message, chat_id, str(e))
+    except Stopped:  # shutting down: the half part is not saved; say so (the stop is bounded anyway)
+        await call_telegram(bot.send_message, chat_id, texts.STOPPED)
 
 
 def command_text(update: Update) -> str:
@@ -307,9 +317,32 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             log.warning("could not send the apology")
 
 
+def stop_on_signals(app: Application) -> None:
+    """SIGINT/SIGTERM: abandon the parts in flight (each chat is told, nothing half-written is
+    saved), stop polling, and exit within SHUTDOWN_GRACE seconds whatever is still waiting
+    (a hung Bot API call, a long 429): PTB alone would wait for every part to finish."""
+    loop = asyncio.get_running_loop()
+
+    def hard_exit() -> None:
+        log.warning("still stopping after %.0f s: exiting now (everything saved so far stays saved)",
+                    SHUTDOWN_GRACE)
+        logging.shutdown()
+        os._exit(0)
+
+    def stop(signum: int) -> None:
+        log.info("signal %d: stopping (parts in flight are abandoned)", signum)
+        app.create_task(engine_of_app(app).scheduler.stop())
+        app.stop_running()
+        loop.call_later(SHUTDOWN_GRACE, hard_exit)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig)
+
+
 async def post_init(app: Application) -> None:
     config: BotConfig = app.bot_data["config"]
     app.bot_data.update(await open_resources(config, app.bot_data.pop("model")))
+    stop_on_signals(app)
     try:
         await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
     except Exception as e:  # noqa: BLE001  (commands are a convenience; the bot works without)

@@ -55,6 +55,18 @@ def test_a_second_bot_on_the_same_database_is_refused_in_one_line(fake, start_bo
     assert reply_after(fake, 23, "/help").text == texts.HELP  # the first goes on
 
 
+def test_sigterm_is_bounded_while_a_part_waits_out_a_429(fake, start_bot):
+    bot = start_bot(fake)
+    reply_after(fake, 24, "/len 2000")
+    fake.fail("editMessageText", "429", 60)  # the part's first edit is told to wait a minute
+    fake.command(24, "/write 段誉")
+    fake.wait_for(lambda: any(m == "editMessageText" for _, m, _p in fake.calls), 30, "the edit told to wait")
+    t0 = time.monotonic()
+    assert bot.stop(signal.SIGTERM, timeout=90) == 0
+    assert time.monotonic() - t0 < 10, "stopped within SHUTDOWN_GRACE (5 s) and a little"
+    assert "Traceback" not in bot.log()
+
+
 def test_restart_keeps_settings_and_story_and_sigterm_is_clean(fake, start_bot, tmp_path):
     db = tmp_path / "db"
     first = start_bot(fake, log="1.log")

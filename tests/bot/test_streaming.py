@@ -51,3 +51,37 @@ def test_updates_within_a_second_are_skipped_but_the_final_text_is_not():
 
     asyncio.run(go())
     assert bot.messages == {1: ("乔峰带阿朱", "B")}
+
+
+def test_a_part_abandoned_at_shutdown_is_not_saved_and_the_chat_is_told(tiny_model_dir, tmp_path):
+    from bot import texts
+    from bot.engine import StoryEngine
+    from bot.scheduler import Scheduler
+    from bot.store import Store
+    from model import load
+
+    model = load(tiny_model_dir)
+
+    async def go():
+        store = await Store.open(tmp_path / "db")
+        scheduler = Scheduler(model)
+        scheduler.start()
+
+        class StoppingBot(RecordingBot):
+            """Shuts the scheduler down as the part's first text is sent, as SIGTERM would."""
+            async def send_message(self, chat_id, text, reply_markup=None):
+                if not self.messages:
+                    await scheduler.stop()
+                return await super().send_message(chat_id, text, reply_markup)
+
+        engine = StoryEngine(store, scheduler)
+        await store.set_length(1, 2000)
+        bot = StoppingBot()
+        await telegram_app.stream_part(bot, 1, engine.write(1, "乔峰"))
+        story = await store.story(1)
+        await store.close()
+        return bot, story
+    bot, story = asyncio.run(go())
+    texts_sent = [t for t, _ in bot.messages.values()]
+    assert texts_sent[-1] == texts.STOPPED
+    assert story.text == "乔峰"  # the new story began; its half part was not saved
