@@ -248,9 +248,18 @@ class StoryEngine:
         return PartContext(self, chat_id, s, prepare, notice, chat_id if user_id is None else user_id)
 
 
+def is_locked(error: BaseException) -> bool:
+    """SQLite's "database is locked" (another program holds the file): busy, not broken."""
+    return isinstance(error, sqlite3.OperationalError) and getattr(error, "sqlite_errorcode", None) in (
+        getattr(sqlite3, "SQLITE_BUSY", 5), getattr(sqlite3, "SQLITE_LOCKED", 6))
+
+
 def report_failure(error: BaseException, database) -> str:
     """Log why a request failed and return what to tell the user. A storage failure (a full
     disk, a read-only file) gets its cause in one line and a reply saying nothing was lost."""
+    if is_locked(error):
+        log.warning("database busy (locked by another program), nothing was changed: %s (%s)", error, database)
+        return texts.STORAGE_BUSY
     if isinstance(error, sqlite3.Error):
         log.error("database write failed, nothing was changed: %s (%s)", error, database)
         return texts.STORAGE_FAILED

@@ -18,6 +18,9 @@ import aiosqlite
 
 DEFAULT_TEMPERATURE = 0.8  # sampling temperature for a chat that never set one
 DEFAULT_LENGTH = 300  # characters one /write or /continue adds, by default
+# Seconds a statement waits for a database another program has locked before failing: short,
+# because the store runs one operation at a time and every chat would wait behind it.
+LOCK_WAIT = 0.5
 DEFAULT_BOOK = "auto"  # the novel a chat's stories are in: "auto" picks it from each /write's names
 
 MIGRATIONS: list[str] = [
@@ -149,7 +152,7 @@ class Store:
             if not path.exists():
                 fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
                 os.close(fd)
-            db = await aiosqlite.connect(path)
+            db = await aiosqlite.connect(path, timeout=LOCK_WAIT)
         except (OSError, sqlite3.Error) as e:
             os.close(lock_fd)
             raise StoreError(f"{path}: cannot open database ({e})") from None

@@ -125,3 +125,28 @@ def test_a_second_process_on_the_same_database_is_refused(tmp_path):
         again = await Store.open(tmp_path / "db")  # free once the first has closed
         await again.close()
     asyncio.run(go())
+
+
+def test_a_database_locked_by_another_program_fails_fast_as_busy(tmp_path):
+    import time
+
+    from bot import texts
+    from bot.engine import is_locked, report_failure
+
+    async def go():
+        store = await Store.open(tmp_path / "db")
+        await store.set_temperature(1, 0.5)
+        other = sqlite3.connect(tmp_path / "db")
+        other.execute("BEGIN EXCLUSIVE")  # e.g. someone's sqlite3 shell in a transaction
+        t0 = time.monotonic()
+        with pytest.raises(sqlite3.OperationalError) as failed:
+            await store.set_temperature(1, 0.9)
+        waited = time.monotonic() - t0
+        other.rollback()
+        other.close()
+        kept = (await store.settings(1)).temperature
+        await store.close()
+        return failed.value, waited, kept
+    error, waited, kept = asyncio.run(go())
+    assert is_locked(error) and report_failure(error, "db") == texts.STORAGE_BUSY
+    assert waited < 2.0 and kept == 0.5
