@@ -14,6 +14,7 @@ import os
 import signal
 import time
 
+import httpx
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
@@ -28,6 +29,8 @@ from bot.scheduler import Stopped
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 5.0  # seconds from SIGTERM to exit, whatever is still in flight
+CALL_ATTEMPTS = 9  # tries of one Bot API call (429s and network failures waited out between them)
+REFUSALS_REMEMBERED = 10_000  # users whose last refusal is kept (to stay quiet in a flood); then forgotten
 
 COMMANDS = [
     ("write", "以一段开头写新故事"), ("continue", "接着往下写"), ("temp", "查看或设定温度"),
@@ -43,6 +46,12 @@ def seconds(retry_after) -> float:
     return retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
 
 
+def never_sent(error: NetworkError) -> bool:
+    """True when the request cannot have reached Telegram: the connection never opened, or no
+    pooled connection was free (PTB raises its errors from httpx's)."""
+    return isinstance(error.__cause__, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+
+
 async def call_telegram(fn, /, *args, idempotent: bool = False, **kwargs):
     """Call a Bot API method, waiting out 429s and network failures; 'not modified' is not an error.
 
@@ -51,7 +60,7 @@ async def call_telegram(fn, /, *args, idempotent: bool = False, **kwargs):
     that timed out is not sent again, so no text is ever sent twice.
     """
     delay = 1.0
-    for _ in range(8):
+    for _ in range(CALL_ATTEMPTS - 1):
         try:
             return await fn(*args, **kwargs)
         except RetryAfter as e:
@@ -66,7 +75,7 @@ async def call_telegram(fn, /, *args, idempotent: bool = False, **kwargs):
             # A connection that never opened carried nothing: safe to repeat. A timeout or a
             # dropped answer may follow a delivered send, so then only idempotent calls repeat.
             timed_out = isinstance(e, TimedOut)
-            if not (idempotent or (not timed_out and "Connect" in str(e))):
+            if not (idempotent or never_sent(e)):
                 raise
             log.warning("%s %s; trying again in %.0f s", fn.__name__, "timed out" if timed_out else f"failed ({e})",
                         delay)
@@ -182,7 +191,7 @@ def refused_recently(context: ContextTypes.DEFAULT_TYPE, uid: int) -> bool:
     now = time.monotonic()
     if now - seen.get(uid, -1e9) < REFUSAL_QUIET_SECONDS:
         return True
-    if len(seen) > 10_000:
+    if len(seen) > REFUSALS_REMEMBERED:
         seen.clear()
     seen[uid] = now
     return False
@@ -356,9 +365,15 @@ async def post_shutdown(app: Application) -> None:
         await close()
 
 
+def file_url(base_url: str) -> str:
+    """The Bot API's file URL for a base URL: "…/bot" → "…/file/bot" (only the last "/bot")."""
+    head, sep, tail = base_url.rpartition("/bot")
+    return f"{head}/file/bot{tail}" if sep else base_url
+
+
 def build_application(config: BotConfig, model) -> Application:
     app = (Application.builder().token(config.token).base_url(config.base_url)
-           .base_file_url(config.base_url.replace("/bot", "/file/bot"))
+           .base_file_url(file_url(config.base_url))
            # A slow answer is waited for rather than given up on: a send that timed out is never repeated.
            .connect_timeout(10).read_timeout(config.timeout).write_timeout(config.timeout).pool_timeout(10)
            .concurrent_updates(True).post_init(post_init).post_shutdown(post_shutdown).build())

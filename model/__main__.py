@@ -27,11 +27,12 @@ def main(argv: list[str] | None = None) -> int:
                          "alone it lists the model's novels")
     args = ap.parse_args(argv)
     from model import ModelError, check_sampling, load  # noqa: PLC0415
+    from model.artifact import MAX_LENGTH  # noqa: PLC0415
 
     try:
         check_sampling(args.temperature, args.top_k, args.top_p)
-        if not 0 <= args.length <= 100_000:
-            raise ValueError("--length must be between 0 and 100000")
+        if not 0 <= args.length <= MAX_LENGTH:
+            raise ValueError(f"--length must be between 0 and {MAX_LENGTH}")
         m = load(args.model)
         if args.book == "":
             print("\n".join(m.books.names) or "this model has no novels")

@@ -253,7 +253,7 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
                    "(--resume continues)")
             break
         t0 = time.perf_counter()
-        reseed_dropout(model, cfg.seed * 1000 + epoch * 10)  # dropout masks depend on (seed, epoch) alone
+        reseed_dropout(model, cfg.seed, epoch)  # dropout masks depend on (seed, epoch) alone
         x, y, w = epoch_batches(train_ids, cfg, epoch, train_books, vocab.token_base)
         if cfg.carry_state:
             model.reset_carry()  # every stream starts the epoch from zero state
@@ -297,12 +297,14 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
     return result
 
 
-def reseed_dropout(model, base: int) -> None:
-    """Set every dropout layer's random state, so a resumed epoch draws the same masks."""
+def reseed_dropout(model, seed: int, epoch: int) -> None:
+    """Set every dropout layer's random state, so a resumed epoch draws the same masks.
+    The state is two numbers: (seed, epoch) folded into the first, the layer the second,
+    so no two (epoch, layer) pairs share masks."""
     for i, layer in enumerate(model.layers):
         gen = getattr(layer, "seed_generator", None)
         if gen is not None:
-            gen.state.assign(np.array([base + i, 0], dtype=str(gen.state.dtype)))
+            gen.state.assign(np.array([(seed * 100_003 + epoch) % 2**31, i], dtype=str(gen.state.dtype)))
 
 
 def _epochs_without_improvement(progress: dict) -> int:

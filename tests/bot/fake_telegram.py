@@ -161,18 +161,6 @@ class FakeTelegram:
             time.sleep(0.05)
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
-    def wait_texts(self, chat_id: int, count: int, timeout: float = 60.0) -> list[str]:
-        """Wait until the chat has `count` bot messages and no generation is still growing."""
-        self.wait_for(lambda: len(self.chat(chat_id)) >= count, timeout, f"{count} messages in chat {chat_id}")
-        return self.texts(chat_id)
-
-    def wait_final(self, chat_id: int, timeout: float = 60.0) -> Sent:
-        """Wait for a message with buttons (a finished part) newer than any seen before."""
-        def done():
-            finished = [m for m in self.chat(chat_id) if m.reply_markup]
-            return finished[-1] if finished else None
-        return self.wait_for(done, timeout, f"a finished part in chat {chat_id}")
-
     # ---- the HTTP side ----------------------------------------------------------------
 
     def _new_message_id(self) -> int:
