@@ -9,7 +9,6 @@ Telegram bot (chat id 0). /rewrite stands in for the 重写 button.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import sys
 
 from bot import texts
@@ -86,7 +85,7 @@ async def run_console(config: BotConfig, model, stdin=None, stdout=None) -> None
                 break
             try:
                 await handle(command, arg)
-            except sqlite3.Error as e:  # a full disk or a read-only file: say so, keep going
+            except Exception as e:  # noqa: BLE001  (a full disk, a failed round: say what Telegram would, go on)
                 say(report_failure(e, config.database_path))
     finally:
         await res["close"]()

@@ -108,3 +108,34 @@ def test_console_book_lists_chooses_and_auto_says_which_novel(tiny_world_run, tm
     assert picked.startswith(texts.book_picked("射雕") + "\n郭靖对黄蓉说")
     assert console.quit() == 0
     assert "Traceback" not in "".join(console.err)
+
+
+def test_a_failed_generation_round_gets_the_apology_and_the_console_goes_on(tiny_model_dir, tmp_path):
+    import asyncio
+    import io
+    from pathlib import Path
+
+    from bot.config import load_config
+    from bot.console import run_console
+    from model import load
+
+    class FailsOnce:
+        """The tiny model, whose first generation round fails."""
+        def __init__(self, model):
+            self.model, self.failed = model, False
+
+        def generate(self, *args, **kwargs):
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("a round failed")
+            return self.model.generate(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.model, name)
+
+    config = load_config(env={"DATABASE_PATH": str(tmp_path / "db")}, dotenv=Path("/nonexistent"), need_token=False)
+    out = io.StringIO()
+    asyncio.run(run_console(config, FailsOnce(load(tiny_model_dir)), stdin=io.StringIO("/write 乔峰\n/write 阿朱\n"),
+                            stdout=out))
+    printed = out.getvalue()
+    assert texts.APOLOGY in printed and BUTTONS in printed  # the first failed, the second was written
