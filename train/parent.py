@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from train.config import TrainConfig
+from train.export import run_books, run_weights
 from train.vocab import BOOK_TOKEN_BASE, UNK, Vocabulary, book_token
 
 # The architecture a child takes from its parent; giving one of these differently is an error.
@@ -65,13 +66,9 @@ def load_parent(path: str | Path) -> Parent:
     """Read a run directory (config.json) or a SavedModel directory (model.json)."""
     path = Path(path)
     if (path / "config.json").exists():
-        from train.export import run_weights  # noqa: PLC0415
-
         cfg = TrainConfig.load(path / "config.json")
         vocab = Vocabulary.load(path / "vocab.json")
         weights = run_weights(path, cfg, len(vocab))
-        from train.export import run_books  # noqa: PLC0415
-
         return Parent(path, path.name, {k: getattr(cfg, k) for k in ARCHITECTURE}, cfg.world, vocab.chars,
                       [b["name"] for b in run_books(path)["books"]], _float32(weights))
     if (path / "model.json").exists():
@@ -96,13 +93,12 @@ def _float32(weights: dict) -> dict:
 
 
 def fine_tune_config(given: dict, parent: Parent) -> TrainConfig:
-    """The child's config: the flags given, the parent's architecture, fine-tuning defaults."""
-    for key in ARCHITECTURE:
-        if key in given and given[key] != parent.architecture[key]:
-            raise ParentError(f"--{key.replace('_', '-')} {given[key]} differs from the parent's "
-                              f"{parent.architecture[key]}: a fine-tuned model keeps its parent's architecture")
-    inherited = {"world": parent.world}
-    return TrainConfig(**{**FINE_TUNE, **inherited, **parent.architecture, **given})
+    """The child's config: the flags given, then what it inherits from the parent, then
+    fine-tuning defaults. A given architecture must be the parent's."""
+    inherited = {key: getattr(parent, key) for key in INHERITED}
+    cfg = TrainConfig(**{**FINE_TUNE, **inherited, **parent.architecture, **given})
+    check_architecture(cfg, parent)
+    return cfg
 
 
 def child_vocabulary(parent: Parent, own: Vocabulary, keep_parent: bool = True) -> Vocabulary:
@@ -147,7 +143,8 @@ def _parent_token(parent: Parent, index: dict, child_books: list[str], token: st
 def check_architecture(cfg: TrainConfig, parent: Parent) -> None:
     for key in ARCHITECTURE:
         if getattr(cfg, key) != parent.architecture[key]:
-            raise ParentError(f"{key} {getattr(cfg, key)} differs from the parent's {parent.architecture[key]}")
+            raise ParentError(f"--{key.replace('_', '-')} {getattr(cfg, key)} differs from the parent's "
+                              f"{parent.architecture[key]}: a fine-tuned model keeps its parent's architecture")
 
 
 def save_record(run: Path, parent: Parent, child_chars: list[str]) -> None:
