@@ -149,26 +149,10 @@ class Store:
         except OSError as e:
             raise StoreError(f"{path}: cannot open database ({e})") from None
         try:
-            if not path.exists():
-                fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-                os.close(fd)
-            db = await aiosqlite.connect(path, timeout=LOCK_WAIT)
-        except (OSError, sqlite3.Error) as e:
-            os.close(lock_fd)
-            raise StoreError(f"{path}: cannot open database ({e})") from None
-        try:
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=NORMAL")
-            await migrate(db, path)
-        except sqlite3.Error as e:
-            await db.close()
-            os.close(lock_fd)
-            raise StoreError(f"{path}: cannot use database ({e})") from None
-        except StoreError:
-            await db.close()
-            os.close(lock_fd)
+            return cls(await connect(path), path, lock_fd)
+        except BaseException:
+            os.close(lock_fd)  # not opened: the next try (or another process) may have it
             raise
-        return cls(db, path, lock_fd)
 
     async def close(self) -> None:
         try:
@@ -212,6 +196,28 @@ class Store:
         Moving a chat with nothing stored (or moving it twice) changes nothing."""
         await self._transaction([(MOVE_SETTINGS, (new, old)), (MOVE_STORY, (new, old)),
                                  (DELETE_SETTINGS, (old,)), (DELETE_STORY, (old,))])
+
+
+async def connect(path: Path) -> aiosqlite.Connection:
+    """Create the file if needed (mode 0600), connect, and migrate; StoreError if unusable."""
+    try:
+        if not path.exists():
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        db = await aiosqlite.connect(path, timeout=LOCK_WAIT)
+    except (OSError, sqlite3.Error) as e:
+        raise StoreError(f"{path}: cannot open database ({e})") from None
+    try:
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await migrate(db, path)
+    except sqlite3.Error as e:
+        await db.close()
+        raise StoreError(f"{path}: cannot use database ({e})") from None
+    except StoreError:
+        await db.close()
+        raise
+    return db
 
 
 async def migrate(db: aiosqlite.Connection, path: Path) -> None:
