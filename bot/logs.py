@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
+import threading
+import traceback
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")  # what LOG_LEVEL may be
 
@@ -27,10 +30,6 @@ def redact(text: str, secrets: list[str]) -> str:
 
 def redact_uncaught(secrets: list[str]) -> None:
     """Tracebacks that nothing caught are printed with every secret replaced too."""
-    import sys  # noqa: PLC0415
-    import threading  # noqa: PLC0415
-    import traceback  # noqa: PLC0415
-
     def show(kind, value, tb):
         sys.stderr.write(redact("".join(traceback.format_exception(kind, value, tb)), secrets))
 
