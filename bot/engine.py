@@ -161,10 +161,8 @@ class StoryEngine:
             await self.store.reset_story(chat_id)
             return texts.RESET_DONE
         if s.lock.locked():
-            try:
-                busy(s)
-            except UserError as e:
-                return None if e.quiet else str(e)
+            notice = busy(s)
+            return None if notice.quiet else str(notice)
         async with s.lock:  # free: taken at once, so no part starts while the story is cleared
             await self.store.reset_story(chat_id)
             self.sessions.pop(chat_id, None)
@@ -244,7 +242,7 @@ class StoryEngine:
     async def _generate(self, chat_id: int, prepare, notice: str, user_id: int | None) -> "PartContext":
         s = self.session(chat_id)
         if s.lock.locked():
-            busy(s)
+            raise busy(s)
         return PartContext(self, chat_id, s, prepare, notice, chat_id if user_id is None else user_id)
 
 
@@ -267,13 +265,13 @@ def report_failure(error: BaseException, database) -> str:
     return texts.APOLOGY
 
 
-def busy(session: ChatSession):
-    """Raise "正在写…", quietly if this chat heard it a moment ago (one notice, not fifty)."""
+def busy(session: ChatSession) -> UserError:
+    """"正在写…" for a busy chat, quiet if this chat heard it a moment ago (one notice, not fifty)."""
     now = time.monotonic()
     quiet = now - session.busy_noticed < BUSY_NOTICE_SECONDS
     if not quiet:
         session.busy_noticed = now
-    raise UserError(texts.BUSY_CHAT, quiet=quiet)
+    return UserError(texts.BUSY_CHAT, quiet=quiet)
 
 
 class PartContext:
@@ -287,7 +285,7 @@ class PartContext:
 
     async def __aenter__(self) -> Part:
         if self.session.lock.locked():
-            busy(self.session)
+            raise busy(self.session)
         await self.session.lock.acquire()
         limits, reserved = self.engine.limits, 0
         try:
@@ -315,25 +313,26 @@ class PartContext:
                 limits.refund(self.user_id, reserved)
             self.session.lock.release()
             raise
-        self.opening, self.before, self.version, self.start = opening, opening.before, opening.version, opening.start
+        self.opening = opening
         notice = "\n".join(n for n in (self.notice, opening.notice) if n)
         self.part = Part(self.chat_id, opening.version, opening.start, opening.header, notice,
                          _run=self.engine.scheduler.stream(self.job))
         return self.part
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
+        opening = self.opening
         try:
             if exc_type is None and self.job.remaining <= 0:
-                story_text = self.before + self.part.text
-                if not await self.engine.store.save_story(self.chat_id, self.version, story_text, self.start):
+                story_text = opening.before + self.part.text
+                if not await self.engine.store.save_story(self.chat_id, opening.version, story_text, opening.start):
                     # The stored story is no longer this one (a /reset, or another process): keep theirs.
                     self.session.states = None
                     raise UserError(texts.STORY_CHANGED)
-                self.session.version, self.session.states = self.version, self.job.states
-                self.session.before_last = (self.opening.read, self.opening.states)  # what 重写 starts from
+                self.session.version, self.session.states = opening.version, self.job.states
+                self.session.before_last = (opening.read, opening.states)  # what 重写 starts from
             else:
                 self.job.cancelled = True
-                if self.session.version == self.version:
+                if self.session.version == opening.version:
                     self.session.states = None  # the state no longer matches the stored story
         finally:
             self.session.lock.release()
