@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from model.card import FORMAT
+from model.sampling import never_mask
 
 STORE = tf.float16  # on-disk dtype of the weights
 COMPUTE = tf.float32
@@ -84,9 +85,7 @@ class OneStep(tf.Module):
             table = (weights["embedding"].astype(np.float32) @ first["kernel"].astype(np.float32)
                      + self._input_bias(first["bias"]))
             self.folded = tf.Variable(table.astype(np.float32), trainable=False)
-        # Never sampled: [UNK] (id 0) and the novels' tokens of a "token" world (private-use characters).
-        never = np.array([i == 0 or 0xE000 <= ord(c[0]) <= 0xF8FF for i, c in enumerate(chars)])
-        self._unk_mask = tf.constant(np.where(never, -np.inf, 0.0).astype(np.float32))
+        self._unk_mask = tf.constant(never_mask(chars))  # [V]: -inf for ids never sampled
 
     # ---- the recurrent core -------------------------------------------------------
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from model import ModelError, check_model_dir, load
+from model.artifact import RUNTIMES
 from tests.conftest import run_python
 from train import network
 from train.config import TrainConfig
@@ -14,9 +15,15 @@ from train.data import score_streams
 from train.vocab import Vocabulary
 
 
+@pytest.fixture(scope="module", params=RUNTIMES)
+def tiny(tiny_model_dir, request):
+    """The tiny model on each runtime: the contract holds for both."""
+    return load(tiny_model_dir, runtime=request.param)
+
+
 @pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
-    return load(tiny_model_dir)
+def exact(tiny_model_dir):
+    return load(tiny_model_dir, runtime="float32")
 
 
 def test_loads_in_a_fresh_process_with_tensorflow_alone(tiny_model_dir, tmp_path):
@@ -70,19 +77,19 @@ def test_bad_temperature_is_refused(tiny, temperature):
         tiny.generate(["乔峰"], length=5, temperature=temperature)
 
 
-def test_savedmodel_itself_refuses_bad_temperature(tiny):
-    tf = tiny._tf
+def test_savedmodel_itself_refuses_bad_temperature(exact):
+    tf = exact._tf
     with pytest.raises(tf.errors.InvalidArgumentError, match="temperature must be finite and > 0"):
-        tiny._m.generate(tf.constant(["a"]), tiny._m.initial_state(tf.constant([0])), tf.constant(3),
+        exact._m.generate(tf.constant(["a"]), exact._m.initial_state(tf.constant([0])), tf.constant(3),
                          tf.constant([float("nan")]), tf.constant([0]), tf.constant([1.0]),
                          tf.constant(1, tf.int64), tf.constant(0, tf.int64))
 
 
-def test_score_matches_keras_and_carries_state(tiny, tiny_run):
+def test_score_matches_keras_and_carries_state(exact, tiny_run):
     cfg = TrainConfig.load(tiny_run / "config.json")
     vocab = Vocabulary.load(tiny_run / "vocab.json")
     text = "　　乔峰在少林寺说道：“阿朱，点头。”段誉🐉笑道。"
-    nll, chars, _ = tiny.score([text])
+    nll, chars, _ = exact.score([text])
     assert chars[0] == len(text) and math.isfinite(nll[0])
     model, stepper = network.build(cfg, len(vocab))
     model.load_weights(tiny_run / "best.weights.h5")
@@ -92,8 +99,8 @@ def test_score_matches_keras_and_carries_state(tiny, tiny_run):
                                 network.top_state_index(cfg), cfg.units, chunk=7)
     np.testing.assert_allclose(nll, expected, rtol=1e-4)
     # Scoring in two pieces with the state carried gives the same total.
-    n1, c1, s = tiny.score([text[:10]])
-    n2, c2, _ = tiny.score([text[10:]], s)
+    n1, c1, s = exact.score([text[:10]])
+    n2, c2, _ = exact.score([text[10:]], s)
     np.testing.assert_allclose(n1 + n2, nll, rtol=1e-5)
 
 
@@ -123,16 +130,16 @@ def test_bad_model_directories_are_named(tmp_path, tiny_model_dir):
         check_model_dir(old)
 
 
-def test_in_process_runner_matches_the_savedmodel(tiny):
-    tf = tiny._tf
+def test_in_process_runner_matches_the_savedmodel(exact):
+    tf = exact._tf
     texts = tf.constant(["乔峰在少林寺说道", "段誉🐉笑道：“阿朱”"])
-    zero = tf.zeros([tiny.num_states, 2, tiny.units])
-    raw, fast = tiny._m.score(texts, zero), tiny._run.score(texts, zero)
+    zero = tf.zeros([exact.num_states, 2, exact.units])
+    raw, fast = exact._m.score(texts, zero), exact._run.score(texts, zero)
     np.testing.assert_allclose(raw["nll"].numpy(), fast["nll"].numpy(), rtol=1e-5)
     np.testing.assert_allclose(raw["states"].numpy(), fast["states"].numpy(), atol=1e-5)
     args = (tf.constant(["乔峰", "段誉在"]), zero, tf.constant(25), tf.constant([1e-3, 1e-3]), tf.constant([0, 5]),
             tf.constant([1.0, 0.9]), tf.constant(3, tf.int64), tf.constant(7, tf.int64))
-    assert list(tiny._m.generate(*args)["text"].numpy()) == list(tiny._run.generate(*args)["text"].numpy())
+    assert list(exact._m.generate(*args)["text"].numpy()) == list(exact._run.generate(*args)["text"].numpy())
 
 
 def test_length_zero_only_reads_the_prompts(tiny):
