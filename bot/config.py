@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bot.limits import LimitConfig
 from bot.logs import LOG_LEVELS
+from model.artifact import RUNTIMES
 
 TOKEN_PATTERN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")  # what @BotFather hands out
 
@@ -22,6 +23,7 @@ class BotConfig:
     token: str = ""  # TELEGRAM_BOT_TOKEN, from @BotFather (not needed for --console)
     base_url: str = "https://api.telegram.org/bot"  # TELEGRAM_BASE_URL, a self-hosted Bot API server's URL
     model_dir: Path | None = None  # MODEL_DIR; None = the shipped default model
+    runtime: str = "int8"  # RUNTIME: int8 (8-bit weights, fast) or float32 (the SavedModel's exact graph)
     database_path: Path = Path("data/bot.sqlite3")  # DATABASE_PATH
     allowed_user_ids: frozenset[int] = field(default_factory=frozenset)  # ALLOWED_USER_IDS; empty = everyone
     prompt_limit: int = 500  # PROMPT_LIMIT, characters of a /write prompt used (longer: the tail)
@@ -73,6 +75,10 @@ def load_config(env: dict[str, str] | None = None, dotenv: Path = Path(".env"), 
             raise ConfigError("TELEGRAM_BASE_URL must start with http:// or https://")
     if get("MODEL_DIR"):
         cfg.model_dir = Path(get("MODEL_DIR"))
+    if get("RUNTIME"):
+        cfg.runtime = get("RUNTIME").lower()
+        if cfg.runtime not in RUNTIMES:
+            raise ConfigError(f"RUNTIME must be {' or '.join(RUNTIMES)}, not {get('RUNTIME')!r}")
     if get("DATABASE_PATH"):
         cfg.database_path = Path(get("DATABASE_PATH"))
     if get("ALLOWED_USER_IDS"):

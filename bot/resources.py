@@ -17,7 +17,7 @@ def load_model(config: BotConfig):
     """Load the model and trace its functions (raises model.ModelError with a readable message)."""
     from model import load  # noqa: PLC0415  (TensorFlow: slow to import)
 
-    m = load(config.model_dir)
+    m = load(config.model_dir, config.runtime)
     m.warm_up()
     log.info("model %s loaded (%s)", m.path, m.card.get("name"))
     return m

@@ -32,11 +32,12 @@ from model.sampling import BLOCK
 
 OPSET = 17
 MS = "com.microsoft"  # ONNX Runtime's contrib operators
+FLOAT, INT64, BOOL = 1, 7, 9  # ONNX element types
 GEMV_ROWS = 1  # batches up to this many rows use the "gemv" kernel (measured: 2 rows are already faster as gemm)
 NBITS_BLOCK = 256  # largest block of MatMulNBits' 8-bit kernels
 
 
-class _Graph:
+class Graph:
     """A small builder: named nodes and initializers, so the network below reads like the TF one."""
 
     def __init__(self, matmul: str):
@@ -58,6 +59,13 @@ class _Graph:
     def output(self, value: str, name: str) -> None:
         self.nodes.append(self.helper.make_node("Identity", [value], [name]))
 
+    def model(self, name: str, inputs: list, outputs: list) -> bytes:
+        """The serialized ONNX model; inputs and outputs as (name, ONNX element type, shape)."""
+        h = self.helper
+        graph = h.make_graph(self.nodes, name, [h.make_tensor_value_info(*i) for i in inputs],
+                             [h.make_tensor_value_info(*o) for o in outputs], self.inits)
+        return h.make_model(graph, opset_imports=[h.make_opsetid("", OPSET), h.make_opsetid(MS, 1)]).SerializeToString()
+
     def dense(self, x: str, w: np.ndarray, bias: np.ndarray, name: str) -> str:
         """x [B, K] @ w [K, N] + bias [N] with the graph's matmul kernel."""
         bias = self.const(f"{name}_bias", np.asarray(bias, np.float32))
@@ -78,8 +86,7 @@ class _Graph:
 
 def build_step(weights: dict, cell: str, never_mask: np.ndarray, matmul: str = "gemm") -> bytes:
     """The serialized ONNX model of one step (see the module docstring)."""
-    g = _Graph(matmul)
-    h = g.helper
+    g = Graph(matmul)
     rnn = weights["rnn"]
     units = int(rnn[0]["recurrent"].shape[0])
     per_layer = 1 if cell == "gru" else 2
@@ -117,7 +124,8 @@ def build_step(weights: dict, cell: str, never_mask: np.ndarray, matmul: str = "
             prev_h, prev_c = old[2 * i], old[2 * i + 1]
             gates = g.op("Add", gx, g.dense(prev_h, f32(w["recurrent"]), np.zeros(4 * units), f"recurrent{i}"))
             gi, gf, gc, go = g.op("Split", gates, axis=1, outputs=4)
-            c = g.op("Add", g.op("Mul", g.op("Sigmoid", gf), prev_c), g.op("Mul", g.op("Sigmoid", gi), g.op("Tanh", gc)))
+            c = g.op("Add", g.op("Mul", g.op("Sigmoid", gf), prev_c),
+                     g.op("Mul", g.op("Sigmoid", gi), g.op("Tanh", gc)))
             hn = g.op("Mul", g.op("Sigmoid", go), g.op("Tanh", c))
             new.extend([g.op("Where", keep, hn, prev_h), g.op("Where", keep, c, prev_c)])
 
@@ -134,16 +142,21 @@ def build_step(weights: dict, cell: str, never_mask: np.ndarray, matmul: str = "
     for i, state in enumerate(new):
         g.output(state, f"new_state{i}")
 
-    tensor = lambda name, dtype, shape: h.make_tensor_value_info(name, dtype, shape)  # noqa: E731
-    FLOAT, INT64, BOOL = 1, 7, 9  # ONNX TensorProto element types
-    graph = h.make_graph(
-        g.nodes, f"onestep_{matmul}",
-        [tensor("ids", INT64, ["B"]), tensor("feed", BOOL, ["B"]), tensor("inv_temperature", FLOAT, ["B"]),
-         *[tensor(f"state{i}", FLOAT, ["B", units]) for i in range(n_states)]],
-        [tensor("logits", FLOAT, ["B", padded]), tensor("probs", FLOAT, ["B", padded]),
-         *[tensor(f"new_state{i}", FLOAT, ["B", units]) for i in range(n_states)]],
-        g.inits)
-    return h.make_model(graph, opset_imports=[h.make_opsetid("", OPSET), h.make_opsetid(MS, 1)]).SerializeToString()
+    return g.model(f"onestep_{matmul}",
+                   [("ids", INT64, ["B"]), ("feed", BOOL, ["B"]), ("inv_temperature", FLOAT, ["B"]),
+                    *[(f"state{i}", FLOAT, ["B", units]) for i in range(n_states)]],
+                   [("logits", FLOAT, ["B", padded]), ("probs", FLOAT, ["B", padded]),
+                    *[(f"new_state{i}", FLOAT, ["B", units]) for i in range(n_states)]])
+
+
+def session(model: bytes, threads: int = 0):
+    """An ONNX Runtime CPU session over a serialized model; threads 0: one per core."""
+    import onnxruntime as ort  # noqa: PLC0415  (loads only with this runtime)
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # errors only
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 class Int8Step:
@@ -153,13 +166,7 @@ class Int8Step:
 
     def __init__(self, weights: dict, cell: str, never_mask: np.ndarray, threads: int = 0,
                  kernels: tuple[str, ...] = ("gemv", "gemm")):
-        import onnxruntime as ort  # noqa: PLC0415  (loads only with this runtime)
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads  # 0: one per core
-        options.log_severity_level = 3  # errors only
-        self.sessions = {kind: ort.InferenceSession(build_step(weights, cell, never_mask, kind), options,
-                                                    providers=["CPUExecutionProvider"]) for kind in kernels}
+        self.sessions = {kind: session(build_step(weights, cell, never_mask, kind), threads) for kind in kernels}
         self.num_states = len(weights["rnn"]) * (1 if cell == "gru" else 2)
         self.state_names = [f"new_state{i}" for i in range(self.num_states)]
 

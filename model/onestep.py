@@ -130,6 +130,13 @@ class OneStep(tf.Module):
                 new.extend([h, c])
         return tuple(new), h
 
+    def step(self, ids, states):
+        """One character for every row, outside any exported function (for converters such as TFLite):
+        ids int32 [B], states [S, B, H] -> (logits [B, V] of the next character, new states [S, B, H])."""
+        w = self._weights()
+        new, top = self._cell(w, self._input(w, ids), self._unstack(states))
+        return self._logits(w, top), tf.stack(new)
+
     def _unstack(self, states):
         """[S, B, H] -> a tuple of S tensors [B, H]: the loops carry the states unstacked."""
         return tuple(tf.unstack(states, num=self.n_layers * self.per_layer))

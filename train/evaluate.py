@@ -1,6 +1,6 @@
 """Cross-entropy of a model on any text, in nats/char and bits/char, and perplexity.
 
-    python -m train.evaluate --model DIR FILE_OR_DIR... [--tail 0.05] [--book auto|none|NAME] [--json]
+    python -m train.evaluate --model DIR FILE_OR_DIR... [--tail 0.05] [--book auto|none|NAME] [--exact] [--json]
     python -m train.evaluate --worlds [--model DIR] [--book auto|none] [--json]
 
 Files get the same reading and cleaning as training. Each file is one stream: it is
@@ -12,7 +12,8 @@ as a story would: --book auto (default) picks it from the names in the text's fi
 2,000 characters, --book none starts with no novel, --book NAME in that one. With
 --json, exactly one JSON object is printed on stdout: nats_per_char, bits_per_char,
 perplexity, chars (totals) and files (per file, with the novel it started in).
---worlds measures instead how often stories wander into other novels (train.worlds).
+It scores with the runtime users get (int8 unless RUNTIME=float32); --exact with the
+SavedModel's float32 graph. --worlds measures instead how often stories wander into other novels (train.worlds).
 """
 
 from __future__ import annotations
@@ -118,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=int, default=0,
                     help="start from the zero state every N characters (fresh windows, as in training) "
                          "instead of carrying the state through the file")
+    ap.add_argument("--exact", action="store_true",
+                    help="score with the SavedModel's float32 graph instead of the int8 runtime users get")
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = ap.parse_args(argv)
     from model import ModelError, load  # noqa: PLC0415
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--tail must be in (0, 1]")
         if args.chunk < 1 or args.window < 0:
             raise ValueError("--chunk must be at least 1 and --window 0 or more")
-        model = load(args.model)
+        model = load(args.model, "float32" if args.exact else None)
         book = model.resolve_book(args.book) if args.book != "auto" else "auto"
         if args.worlds:
             return print_worlds(world_consistency(model, book), args.json)
