@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from bench.notebook import notebook_cps
+from bench.notebook import NotebookLoop
 from bench.roofline import measure_machine, per_char_costs
 from bot.engine import ChatSession
 from bot.scheduler import Scheduler, SchedulerConfig
@@ -118,10 +118,11 @@ def main(argv: list[str] | None = None) -> int:
 
     m = load(args.model, args.runtime)
     chars, weights = m.chars(), m.weights()
+    tutorial, tutorial_ours = NotebookLoop(chars, args.temperature), NotebookLoop(chars, args.temperature, weights)
     baseline, ours, singles, manys = [], [], [], []
     for _ in range(args.repeats):  # alternating: this machine is noisy
-        baseline.append(notebook_cps(chars, PROMPTS[0], args.length, args.temperature))
-        ours.append(notebook_cps(chars, PROMPTS[0], args.length, args.temperature, weights))
+        baseline.append(tutorial.cps(PROMPTS[0], args.length))
+        ours.append(tutorial_ours.cps(PROMPTS[0], args.length))
         singles.append(run_chats(m, 1, args))
         manys.append(run_chats(m, args.chats, args))
     notebook, notebook_ours = float(np.median(baseline)), float(np.median(ours))

@@ -14,6 +14,7 @@ ValueError that says what is allowed rather than a TensorFlow traceback.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
@@ -67,6 +68,17 @@ def check_model_dir(path: str | Path) -> dict:
         raise ModelError(f"{path}: model format {card.get('format')!r}, this code reads format {FORMAT}; "
                          "re-export it with python -m train.export")
     return card
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap pages back to the system (glibc's malloc_trim; nothing elsewhere).
+
+    Building the int8 runtime makes ~150 MB of float32 copies that are freed at once, but
+    glibc keeps their pages: without this the bot holds ~100 MB more for its whole life."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
+        pass
 
 
 def check_sampling(temperature: float, top_k: int = 0, top_p: float = 1.0) -> None:
@@ -138,7 +150,9 @@ class CharModel:
         from model.runtime import StepRuntime  # noqa: PLC0415
 
         chars = self.chars()
-        return StepRuntime(Int8Step(self.weights(), self.card["architecture"]["cell"], never_mask(chars)), chars)
+        runtime = StepRuntime(Int8Step(self.weights(), self.card["architecture"]["cell"], never_mask(chars)), chars)
+        release_freed_memory()
+        return runtime
 
     def warm_up(self) -> None:
         """Run each path once now (about a second) rather than on the first request."""

@@ -19,6 +19,9 @@ def test_env_example_documents_every_variable():
     assert used <= set(example), f"undocumented: {used - set(example)}"
     cfg = load_config(env={**example, "TELEGRAM_BOT_TOKEN": TOKEN}, dotenv=Path("/nonexistent"))
     assert cfg.model_dir is None and cfg.limits.user_requests_per_minute == 20
+    assert cfg.runtime == "int8"
+    assert load_config(env={"TELEGRAM_BOT_TOKEN": TOKEN, "RUNTIME": "Float32"}, dotenv=Path("/nonexistent")).runtime \
+        == "float32"
 
 
 def test_dotenv_values_and_environment_precedence(tmp_path):
@@ -37,6 +40,7 @@ def test_dotenv_values_and_environment_precedence(tmp_path):
     ({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_TIMEOUT": "0"}, "TELEGRAM_TIMEOUT"),
     ({"TELEGRAM_BOT_TOKEN": TOKEN, "LOG_LEVEL": "DEBGU"}, "LOG_LEVEL must be one of DEBUG, INFO"),
     ({"TELEGRAM_BOT_TOKEN": TOKEN, "LOG_LEVEL": "root"}, "not 'root'"),
+    ({"TELEGRAM_BOT_TOKEN": TOKEN, "RUNTIME": "fp16"}, "RUNTIME must be int8 or float32, not 'fp16'"),
 ])
 def test_bad_settings_are_named(env, message):
     with pytest.raises(ConfigError, match=message) as e:

@@ -37,6 +37,10 @@ def test_evaluate_json_is_one_object(tiny_model_dir, tiny_corpus):
     r2 = run_python("-m", "train.evaluate", "--model", str(tiny_model_dir), str(tiny_corpus), "--json",
                     "--chunk", "333")
     assert math.isclose(json.loads(r2.stdout)["nats_per_char"], result["nats_per_char"], rel_tol=1e-5)
+    # --exact scores with the float32 graph: within the int8 runtime's stated tolerance, and not the same run.
+    r3 = run_python("-m", "train.evaluate", "--model", str(tiny_model_dir), str(tiny_corpus), "--json", "--exact")
+    exact = json.loads(r3.stdout)["nats_per_char"]
+    assert abs(exact - result["nats_per_char"]) < 0.01 and exact != result["nats_per_char"]
 
 
 def test_evaluate_bad_file_is_one_line(tiny_model_dir, tmp_path):
