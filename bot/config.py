@@ -29,6 +29,7 @@ class BotConfig:
     prompt_limit: int = 500  # PROMPT_LIMIT, characters of a /write prompt used (longer: the tail)
     max_batch: int = 32  # MAX_BATCH, chats generating together in one model call
     max_jobs: int = 64  # MAX_JOBS, generations in flight before "busy, try again"
+    max_states: int = 10_000  # MAX_STATES, chats whose story state stays in memory (~17 KiB each)
     log_level: str = "INFO"  # LOG_LEVEL
     timeout: float = 30.0  # TELEGRAM_TIMEOUT, seconds to wait for one Bot API answer
     limits: LimitConfig = field(default_factory=LimitConfig)  # RATE_* and CHARS_* variables
@@ -87,6 +88,7 @@ def load_config(env: dict[str, str] | None = None, dotenv: Path = Path(".env"), 
         except ValueError:
             raise ConfigError("ALLOWED_USER_IDS must be numeric Telegram user ids separated by commas") from None
     numbers = [("PROMPT_LIMIT", cfg, "prompt_limit"), ("MAX_BATCH", cfg, "max_batch"), ("MAX_JOBS", cfg, "max_jobs"),
+               ("MAX_STATES", cfg, "max_states"),
                ("RATE_USER_PER_MIN", cfg.limits, "user_requests_per_minute"),
                ("RATE_GLOBAL_PER_MIN", cfg.limits, "global_requests_per_minute"),
                ("CHARS_USER_PER_HOUR", cfg.limits, "user_chars_per_hour"),

@@ -14,6 +14,7 @@ import logging
 import math
 import sqlite3
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,10 @@ BUSY_NOTICE_SECONDS = 5.0  # a chat hammering a busy bot hears "正在写…" on
 # A story's cap in characters (about 300 KB as UTF-8): every part rewrites the whole stored text,
 # and /story sends it as one file, so a story without end would grow every save and upload.
 STORY_MAX_CHARS = 100_000
+# Chats whose state stays in memory (~17 KiB each for the shipped model: the state, and the one before
+# the newest part for 重写): 10,000 ≈ 170 MB. Past it the chat idle longest forgets its state, and its
+# next part reads its story's tail again, as after a restart.
+MAX_STATES = 10_000
 
 
 @dataclass
@@ -87,14 +92,15 @@ class Part:
 
 class StoryEngine:
     def __init__(self, store: Store, scheduler: Scheduler, prompt_limit: int = 500, rebuild_chars: int = 1000,
-                 limits: Limits | None = None, story_limit: int = STORY_MAX_CHARS):
+                 limits: Limits | None = None, story_limit: int = STORY_MAX_CHARS, max_states: int = MAX_STATES):
         self.store = store
         self.limits = limits or Limits()
         self.scheduler = scheduler
         self.prompt_limit = prompt_limit  # characters of a /write prompt that are used
         self.rebuild_chars = rebuild_chars  # story tail read to rebuild a lost state
         self.story_limit = story_limit  # characters a story may grow to
-        self.sessions: dict[int, ChatSession] = {}
+        self.max_states = max_states  # chats whose state stays in memory (least recently used forget first)
+        self.sessions: OrderedDict[int, ChatSession] = OrderedDict()  # oldest use first
         self.model = scheduler.model
 
     def start_state(self, book: str | None) -> np.ndarray:
@@ -109,7 +115,19 @@ class StoryEngine:
         return self.model.pick_book(prompt)
 
     def session(self, chat_id: int) -> ChatSession:
-        return self.sessions.setdefault(chat_id, ChatSession())
+        """The chat's session, now the most recently used; past max_states the idle ones used longest
+        ago are forgotten (a chat writing keeps its session)."""
+        s = self.sessions.setdefault(chat_id, ChatSession())
+        self.sessions.move_to_end(chat_id)
+        excess, forget = len(self.sessions) - self.max_states, []
+        for c, other in self.sessions.items():  # oldest first; usually the first `excess` are idle
+            if len(forget) >= excess:
+                break
+            if not other.lock.locked() and c != chat_id:
+                forget.append(c)
+        for c in forget:
+            del self.sessions[c]
+        return s
 
     # ---- settings -------------------------------------------------------------------
 

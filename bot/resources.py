@@ -28,7 +28,8 @@ async def open_resources(config: BotConfig, model) -> dict:
     store = await Store.open(config.database_path)
     scheduler = Scheduler(model, SchedulerConfig(max_batch=config.max_batch, max_jobs=config.max_jobs))
     scheduler.start()
-    engine = StoryEngine(store, scheduler, prompt_limit=config.prompt_limit, limits=Limits(config.limits))
+    engine = StoryEngine(store, scheduler, prompt_limit=config.prompt_limit, limits=Limits(config.limits),
+                         max_states=config.max_states)
 
     async def close() -> None:
         await scheduler.stop()

@@ -199,3 +199,22 @@ def test_a_write_refused_by_the_global_hourly_budget_says_so(tiny, tmp_path):
         await store.close()
         return str(refused.value)
     assert asyncio.run(go()) == texts.BUSY_GLOBAL
+
+
+def test_states_in_memory_are_bounded_and_a_forgotten_chat_still_continues(tiny, tmp_path):
+    async def go():
+        engine, store, sched = await make_engine(tiny, tmp_path / "db", max_states=3)
+        for chat in range(1, 6):
+            await store.set_length(chat, 20)
+            await drain(engine.write(chat, "乔峰"))
+        kept = list(engine.sessions)
+        part = await drain(engine.continue_story(1))  # chat 1 was forgotten: it reads its story's tail again
+        story = await store.story(1)
+        after = list(engine.sessions)
+        await sched.stop()
+        await store.close()
+        return kept, after, part, story
+    kept, after, part, story = asyncio.run(go())
+    assert kept == [3, 4, 5]  # the three used last
+    assert after == [4, 5, 1]
+    assert len(part.text) == 20 and story.text.endswith(part.text) and len(story.text) == len("乔峰") + 40
