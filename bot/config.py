@@ -32,6 +32,8 @@ class BotConfig:
     max_states: int = 10_000  # MAX_STATES, chats whose story state stays in memory (~17 KiB each)
     log_level: str = "INFO"  # LOG_LEVEL
     timeout: float = 30.0  # TELEGRAM_TIMEOUT, seconds to wait for one Bot API answer
+    messages_per_second: int = 30  # TELEGRAM_MESSAGES_PER_SECOND, sends and edits in all chats together
+    group_messages_per_minute: int = 20  # TELEGRAM_GROUP_MESSAGES_PER_MINUTE, sends and edits into one group
     limits: LimitConfig = field(default_factory=LimitConfig)  # RATE_* and CHARS_* variables
 
     def __repr__(self) -> str:  # never print the token
@@ -89,6 +91,8 @@ def load_config(env: dict[str, str] | None = None, dotenv: Path = Path(".env"), 
             raise ConfigError("ALLOWED_USER_IDS must be numeric Telegram user ids separated by commas") from None
     numbers = [("PROMPT_LIMIT", cfg, "prompt_limit"), ("MAX_BATCH", cfg, "max_batch"), ("MAX_JOBS", cfg, "max_jobs"),
                ("MAX_STATES", cfg, "max_states"),
+               ("TELEGRAM_MESSAGES_PER_SECOND", cfg, "messages_per_second"),
+               ("TELEGRAM_GROUP_MESSAGES_PER_MINUTE", cfg, "group_messages_per_minute"),
                ("RATE_USER_PER_MIN", cfg.limits, "user_requests_per_minute"),
                ("RATE_GLOBAL_PER_MIN", cfg.limits, "global_requests_per_minute"),
                ("CHARS_USER_PER_HOUR", cfg.limits, "user_chars_per_hour"),

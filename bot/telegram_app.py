@@ -17,8 +17,16 @@ import time
 import httpx
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import MessageLimit
-from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.error import BadRequest, NetworkError, TimedOut
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from bot import texts
 from bot.config import BotConfig
@@ -41,11 +49,6 @@ COMMANDS = [
 EDIT_INTERVAL = 1.0  # seconds between edits of one message (Telegram's flood limits)
 
 
-def seconds(retry_after) -> float:
-    """RetryAfter.retry_after is an int or a timedelta, depending on PTB settings."""
-    return retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
-
-
 def never_sent(error: NetworkError) -> bool:
     """True when the request cannot have reached Telegram: the connection never opened, or no
     pooled connection was free (PTB raises its errors from httpx's)."""
@@ -53,8 +56,9 @@ def never_sent(error: NetworkError) -> bool:
 
 
 async def call_telegram(fn, /, *args, idempotent: bool = False, **kwargs):
-    """Call a Bot API method, waiting out 429s and network failures; 'not modified' is not an error.
+    """Call a Bot API method, waiting out network failures; 'not modified' is not an error.
 
+    (429s are waited out below this, by the application's rate limiter: see build_application.)
     A call that timed out may have reached Telegram, so it is repeated only when
     repeating is harmless (`idempotent`, e.g. an edit to the same text); a send
     that timed out is not sent again, so no text is ever sent twice.
@@ -63,10 +67,6 @@ async def call_telegram(fn, /, *args, idempotent: bool = False, **kwargs):
     for _ in range(CALL_ATTEMPTS - 1):
         try:
             return await fn(*args, **kwargs)
-        except RetryAfter as e:
-            wait = seconds(e.retry_after)
-            log.warning("Telegram asked to wait %.0f s (429) before %s", wait, fn.__name__)
-            await asyncio.sleep(wait)
         except BadRequest as e:
             if "not modified" in str(e).lower():
                 return None
@@ -376,6 +376,12 @@ def build_application(config: BotConfig, model) -> Application:
            .base_file_url(file_url(config.base_url))
            # A slow answer is waited for rather than given up on: a send that timed out is never repeated.
            .connect_timeout(10).read_timeout(config.timeout).write_timeout(config.timeout).pool_timeout(10)
+           # Telegram's flood limits for every request to a chat, sends and edits alike: about 30 a second
+           # in all and 20 a minute into one group (PTB's AIORateLimiter, over aiolimiter); a 429 halts
+           # every request for the time Telegram asks, then the request is tried again.
+           .rate_limiter(AIORateLimiter(overall_max_rate=config.messages_per_second, overall_time_period=1,
+                                        group_max_rate=config.group_messages_per_minute, group_time_period=60,
+                                        max_retries=CALL_ATTEMPTS - 1))
            .concurrent_updates(True).post_init(post_init).post_shutdown(post_shutdown).build())
     app.bot_data["config"] = config
     app.bot_data["model"] = model  # loaded before polling starts, so a bad model fails at once

@@ -306,3 +306,20 @@ def test_partial_or_incompatible_model_is_named(damage, message, tiny_model_dir,
         "TELEGRAM_BOT_TOKEN": TOKEN, "MODEL_DIR": str(broken), "DATABASE_PATH": str(tmp_path / "db")})
     assert r.returncode == 1 and message in r.stderr and str(broken) in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_sends_and_edits_keep_to_the_flood_limit_for_all_chats_together(fake, start_bot):
+    start_bot(fake, TELEGRAM_MESSAGES_PER_SECOND="3")
+    chats = range(300, 308)
+    for c in chats:
+        reply_after(fake, c, "/len 100")
+    t0 = time.monotonic()
+    for c in chats:
+        fake.command(c, f"/write 第{c}回 乔峰")
+    fake.wait_for(lambda: all(any(m.reply_markup for m in fake.chat(c)) for c in chats), 60, "8 finished parts")
+    times = sorted(t for t, method, p in fake.calls if t >= t0 and "chat_id" in p)
+    assert len(times) >= 16  # each part: its first text and its final edit, at least
+    # A leaky bucket of 3 a second lets at most 3 through at once and 3 more each second after.
+    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert busiest <= 7, busiest
+    assert times[-1] - times[0] >= (len(times) - 4) / 3 - 0.5
