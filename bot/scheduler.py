@@ -32,7 +32,7 @@ class Stopped(Exception):
     """The bot is shutting down: this job was abandoned before it finished."""
 
 
-@dataclass
+@dataclass(eq=False)  # a job is itself: compared by identity
 class Job:
     read: str  # text to read before generating (a prompt, or a story's tail after a restart)
     states: np.ndarray  # [S, 1, H], the state the job starts from, then its latest state
@@ -51,6 +51,7 @@ class SchedulerConfig:
     max_jobs: int = 64  # jobs in flight before new ones get Busy
     first_chunk: int = 12  # characters in a job's first round: the first text appears soon
     chunk: int = 64  # characters per round after the first
+    read_chunk: int = 64  # characters of a job's prompt read per round: a 1,000-character read holds no one up
 
 
 class Scheduler:
@@ -115,20 +116,24 @@ class Scheduler:
                 await self._wake.wait()
                 continue
             batch = sorted(self.jobs, key=lambda j: (j.last_served, j.order))[: self.config.max_batch]
+            # Jobs with more to read than one round's share read it first, in a call of their own that
+            # writes nothing; the others write meanwhile (each call is read_chunk or chunk steps).
+            reading = [j for j in batch if not j.started and len(j.read) > self.config.read_chunk]
+            if reading and not await self._read(loop, reading):
+                continue
+            batch = [j for j in batch if j not in reading and not j.cancelled]
+            if not batch:
+                continue
             n = min(min(j.remaining for j in batch),
                     min(self.config.chunk if j.started else self.config.first_chunk for j in batch))
             prompts = ["" if j.started else j.read for j in batch]
             states = np.concatenate([j.states for j in batch], axis=1)
             temps = [j.temperature for j in batch]
-            try:
-                texts, new_states = await loop.run_in_executor(
-                    self._executor, partial(self.model.generate, prompts, states, length=n, temperature=temps))
-            except Exception as e:  # noqa: BLE001  (a failed round fails its jobs, not the bot)
-                log.exception("generation round failed")
-                for j in batch:
-                    j.cancelled = True
-                    j.pieces.put_nowait(e)
+            done = await self._call(loop, batch, partial(self.model.generate, prompts, states, length=n,
+                                                         temperature=temps))
+            if done is None:
                 continue
+            texts, new_states = done
             self.rounds += 1
             now = time.monotonic()
             for i, j in enumerate(batch):
@@ -141,3 +146,28 @@ class Scheduler:
                 if j.remaining <= 0:
                     j.pieces.put_nowait(None)
                     j.cancelled = True  # done: drop from the active list
+
+    async def _read(self, loop, jobs: list[Job]) -> bool:
+        """Read the next read_chunk characters of each job's text (nothing written); False if it failed."""
+        size = self.config.read_chunk
+        done = await self._call(loop, jobs, partial(self.model.generate, [j.read[:size] for j in jobs],
+                                                    np.concatenate([j.states for j in jobs], axis=1), length=0,
+                                                    temperature=[j.temperature for j in jobs]))
+        if done is None:
+            return False
+        self.rounds += 1
+        now = time.monotonic()
+        for i, j in enumerate(jobs):
+            j.read, j.states, j.last_served = j.read[size:], done[1][:, i:i + 1, :].copy(), now
+        return True
+
+    async def _call(self, loop, jobs: list[Job], call):
+        """Run one model call off the event loop: its result, or None when it failed (its jobs fail with it)."""
+        try:
+            return await loop.run_in_executor(self._executor, call)
+        except Exception as e:  # noqa: BLE001  (a failed round fails its jobs, not the bot)
+            log.exception("generation round failed")
+            for j in jobs:
+                j.cancelled = True
+                j.pieces.put_nowait(e)
+            return None

@@ -125,3 +125,22 @@ def test_a_failed_round_fails_its_jobs_not_the_scheduler():
         await sched.stop()
         return text
     assert run(go()) == "好" * 10
+
+
+def test_a_long_read_goes_in_chunks_and_holds_no_one_up():
+    async def go():
+        model = FakeModel()
+        sched = Scheduler(model, SchedulerConfig(first_chunk=4, chunk=8, read_chunk=8))
+        sched.start()
+        long = sched.submit("甲" * 30, model.initial_state(), 10, 1.0)  # a story's tail, read to rebuild a state
+        short = sched.submit("乙", model.initial_state(), 10, 1.0)
+        texts = await asyncio.gather(collect(sched, long), collect(sched, short))
+        await sched.stop()
+        return model, texts, long
+    model, texts, long = run(go())
+    assert [len(t) for t in texts] == [10, 10]
+    assert long.states[0, 0, 0] == 30 + 10  # every character read once, then ten written
+    assert max(len(p) for prompts, _, _ in model.calls for p in prompts) <= 8
+    (first_read, n0, _), (first_write, n1, _) = model.calls[:2]
+    assert first_read == ["甲" * 8] and n0 == 0  # the long read's first share, writing nothing
+    assert first_write == ["乙"] and n1 == 4  # the other chat's first text comes in the same round
