@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = load_config(dotenv=args.env_file, need_token=not args.console)
-        setup_logging(config.log_level, secrets=[config.token])
+        setup_logging(config.log_level, secrets=config.secrets())
         model = preflight(config)
     except (ConfigError, ModelError, StoreError, sqlite3.Error) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from telegram.ext import Application  # noqa: PLC0415
 
     from bot.startup import wait_for_api  # noqa: PLC0415
-    from bot.telegram_app import build_application  # noqa: PLC0415
+    from bot.telegram_app import build_application, run  # noqa: PLC0415
 
     log = logging.getLogger(__name__)
     log.info("starting; Bot API at %s", config.base_url)
@@ -84,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app: Application = build_application(config, model)
     try:
-        # stop_signals=None: post_init installs handlers that bound the stop (telegram_app.stop_on_signals).
-        app.run_polling(bootstrap_retries=-1, allowed_updates=["message", "callback_query"], stop_signals=None)
+        run(app, config)
     except InvalidToken:  # revoked after the start-up check; PTB's message would quote the token
         print(f"error: the Bot API at {config.base_url} refused TELEGRAM_BOT_TOKEN; check the token from "
               "@BotFather", file=sys.stderr)

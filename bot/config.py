@@ -6,12 +6,17 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bot.limits import LimitConfig
 from bot.logs import LOG_LEVELS
 from model.artifact import RUNTIMES
 
 TOKEN_PATTERN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")  # what @BotFather hands out
+
+
+PROXY_SCHEMES = ("http://", "https://", "socks5://", "socks5h://")
+SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what Telegram accepts as a webhook's secret_token
 
 
 class ConfigError(Exception):
@@ -22,6 +27,10 @@ class ConfigError(Exception):
 class BotConfig:
     token: str = ""  # TELEGRAM_BOT_TOKEN, from @BotFather (not needed for --console)
     base_url: str = "https://api.telegram.org/bot"  # TELEGRAM_BASE_URL, a self-hosted Bot API server's URL
+    proxy: str = ""  # TELEGRAM_PROXY, http(s):// or socks5:// proxy for every Bot API request; "" = none
+    webhook_url: str = ""  # WEBHOOK_URL, public URL Telegram posts updates to; "" = long polling
+    webhook_listen: tuple[str, int] = ("127.0.0.1", 8080)  # WEBHOOK_LISTEN, host:port the webhook server binds
+    webhook_secret: str = ""  # WEBHOOK_SECRET, checked on every update; "" = a random one per start
     model_dir: Path | None = None  # MODEL_DIR; None = the shipped default model
     runtime: str = "int8"  # RUNTIME: int8 (8-bit weights, fast) or float32 (the SavedModel's exact graph)
     database_path: Path = Path("data/bot.sqlite3")  # DATABASE_PATH
@@ -35,6 +44,10 @@ class BotConfig:
     messages_per_second: int = 30  # TELEGRAM_MESSAGES_PER_SECOND, sends and edits in all chats together
     group_messages_per_minute: int = 20  # TELEGRAM_GROUP_MESSAGES_PER_MINUTE, sends and edits into one group
     limits: LimitConfig = field(default_factory=LimitConfig)  # RATE_* and CHARS_* variables
+
+    def secrets(self) -> list[str]:
+        """What logs must never show: the token, the webhook's secret, the proxy's password."""
+        return [s for s in (self.token, self.webhook_secret, urlsplit(self.proxy).password) if s]
 
     def __repr__(self) -> str:  # never print the token
         return f"BotConfig(base_url={self.base_url!r}, model_dir={self.model_dir}, db={self.database_path})"
@@ -78,6 +91,23 @@ def load_config(env: dict[str, str] | None = None, dotenv: Path = Path(".env"), 
             raise ConfigError("TELEGRAM_BASE_URL must start with http:// or https://")
     if get("MODEL_DIR"):
         cfg.model_dir = Path(get("MODEL_DIR"))
+    if get("TELEGRAM_PROXY"):
+        cfg.proxy = get("TELEGRAM_PROXY")
+        if not cfg.proxy.startswith(PROXY_SCHEMES):
+            raise ConfigError(f"TELEGRAM_PROXY must start with {', '.join(PROXY_SCHEMES)}")
+    if get("WEBHOOK_URL"):
+        cfg.webhook_url = get("WEBHOOK_URL")
+        if not cfg.webhook_url.startswith(("https://", "http://")):
+            raise ConfigError("WEBHOOK_URL must start with https:// (Telegram posts only to HTTPS)")
+    if get("WEBHOOK_LISTEN"):
+        host, _, port = get("WEBHOOK_LISTEN").rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError("WEBHOOK_LISTEN must be host:port, e.g. 127.0.0.1:8080")
+        cfg.webhook_listen = (host.strip("[]"), int(port))
+    if get("WEBHOOK_SECRET"):
+        cfg.webhook_secret = get("WEBHOOK_SECRET")
+        if not SECRET_PATTERN.match(cfg.webhook_secret):
+            raise ConfigError("WEBHOOK_SECRET must be 1 to 256 letters, digits, _ or -")
     if get("RUNTIME"):
         cfg.runtime = get("RUNTIME").lower()
         if cfg.runtime not in RUNTIMES:

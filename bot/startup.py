@@ -16,7 +16,7 @@ async def wait_for_api(config: BotConfig, max_delay: float = 30.0) -> str:
     """getMe until it answers; returns the bot's username. Raises ConfigError if the token is refused."""
     url = f"{config.base_url}{config.token}/getMe"
     delay = 1.0
-    async with httpx.AsyncClient(timeout=config.timeout) as client:
+    async with httpx.AsyncClient(timeout=config.timeout, proxy=config.proxy or None) as client:
         while True:
             try:
                 r = await client.post(url)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import time
+from urllib.parse import urlsplit
 
 import httpx
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -372,7 +374,10 @@ def file_url(base_url: str) -> str:
 
 
 def build_application(config: BotConfig, model) -> Application:
-    app = (Application.builder().token(config.token).base_url(config.base_url)
+    builder = Application.builder()
+    if config.proxy:  # every Bot API request, getUpdates included, goes through it
+        builder = builder.proxy(config.proxy).get_updates_proxy(config.proxy)
+    app = (builder.token(config.token).base_url(config.base_url)
            .base_file_url(file_url(config.base_url))
            # A slow answer is waited for rather than given up on: a send that timed out is never repeated.
            .connect_timeout(10).read_timeout(config.timeout).write_timeout(config.timeout).pool_timeout(10)
@@ -396,3 +401,22 @@ def build_application(config: BotConfig, model) -> Application:
     app.add_handler(CallbackQueryHandler(button_pressed))
     app.add_error_handler(on_error)
     return app
+
+
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+
+def run(app: Application, config: BotConfig) -> None:
+    """Serve updates until stopped: from Telegram's webhook posts when WEBHOOK_URL is set, else by long polling.
+
+    stop_signals=None: post_init installs handlers that bound the stop (stop_on_signals)."""
+    if not config.webhook_url:
+        app.run_polling(bootstrap_retries=-1, allowed_updates=ALLOWED_UPDATES, stop_signals=None)
+        return
+    host, port = config.webhook_listen
+    # Telegram sends the secret in a header with every post; PTB refuses posts without it.
+    secret = config.webhook_secret or secrets.token_urlsafe(32)
+    log.info("webhook: listening on %s:%d for %s", host, port, config.webhook_url)
+    app.run_webhook(listen=host, port=port, url_path=urlsplit(config.webhook_url).path.lstrip("/"),
+                    webhook_url=config.webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES,
+                    bootstrap_retries=-1, stop_signals=None)

@@ -16,6 +16,8 @@ import json
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
@@ -59,6 +61,9 @@ class FakeTelegram:
         self.faults: dict[str, list] = {}  # method -> list of ("429", seconds) / ("hang", seconds)
         self.commands: list | None = None
         self.polls = 0
+        self.webhook: tuple[str, str] | None = None  # (url, secret_token) once the bot sets one
+        self.webhooks_set = 0
+        self.deliveries: list[int] = []  # HTTP status of every update posted to the webhook
         self.connections: set = set()  # open client sockets, closed by stop() as a server going away would
         self.server = QuietServer(("127.0.0.1", port), self._handler_class())
         self.server.daemon_threads = True
@@ -98,8 +103,23 @@ class FakeTelegram:
         with self.lock:
             update["update_id"] = self.next_update_id
             self.next_update_id += 1
-            self.updates.append(update)
-            self.lock.notify_all()
+            hook = self.webhook
+            if hook is None:
+                self.updates.append(update)
+                self.lock.notify_all()
+        if hook is not None:  # as Telegram does once a webhook is set: post it there
+            self.deliveries.append(self.post_update(update, hook[1]))
+
+    def post_update(self, update: dict, secret: str | None) -> int:
+        """POST one update to the webhook with `secret` in Telegram's header; the HTTP status."""
+        request = urllib.request.Request(self.webhook[0], data=json.dumps(update).encode(), method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  **({"X-Telegram-Bot-Api-Secret-Token": secret} if secret else {})})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
 
     def command(self, chat_id: int, text: str, user_id: int | None = None, chat_type: str = "private",
                 edited: bool = False) -> None:
@@ -211,6 +231,12 @@ class FakeTelegram:
         return self._ok(BOT_USER)
 
     def api_deleteWebhook(self, p):
+        self.webhook = None
+        return self._ok(True)
+
+    def api_setWebhook(self, p):
+        self.webhook = (p["url"], p.get("secret_token", ""))
+        self.webhooks_set += 1
         return self._ok(True)
 
     def api_setMyCommands(self, p):

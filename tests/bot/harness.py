@@ -48,11 +48,11 @@ class BotProcess:
                 log.flush()
 
     def start(self, timeout: float = 90, log_through_pipe: bool = False) -> "BotProcess":
-        """Start it and wait until it polls the fake server."""
-        polls = self.fake.polls
+        """Start it and wait until it polls the fake server (or sets its webhook there)."""
+        polls, hooks = self.fake.polls, self.fake.webhooks_set
         self.spawn(log_through_pipe)
         deadline = time.monotonic() + timeout
-        while self.fake.polls <= polls:
+        while self.fake.polls <= polls and self.fake.webhooks_set <= hooks:
             if self.proc.poll() is not None:
                 raise AssertionError(f"bot exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
             if time.monotonic() > deadline:

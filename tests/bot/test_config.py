@@ -59,3 +59,25 @@ def test_formatter_hides_the_token_in_messages_and_tracebacks():
                                    sys.exc_info())
     text = fmt.format(record)
     assert TOKEN not in text and text.count("<TOKEN>") == 2
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"TELEGRAM_PROXY": "ftp://proxy:21"}, "TELEGRAM_PROXY must start with http://"),
+    ({"WEBHOOK_URL": "bot.example.com/hook"}, "WEBHOOK_URL must start with https://"),
+    ({"WEBHOOK_LISTEN": "8080"}, "WEBHOOK_LISTEN must be host:port"),
+    ({"WEBHOOK_LISTEN": "0.0.0.0:99999"}, "WEBHOOK_LISTEN must be host:port"),
+    ({"WEBHOOK_SECRET": "has spaces"}, "WEBHOOK_SECRET must be 1 to 256 letters"),
+    ({"TELEGRAM_MESSAGES_PER_SECOND": "0"}, "TELEGRAM_MESSAGES_PER_SECOND must be at least 1"),
+])
+def test_bad_deployment_settings_are_named(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(env={"TELEGRAM_BOT_TOKEN": TOKEN, **env}, dotenv=Path("/nonexistent"))
+
+
+def test_deployment_settings_and_what_logs_must_hide():
+    cfg = load_config(env={"TELEGRAM_BOT_TOKEN": TOKEN, "WEBHOOK_URL": "https://bot.example.com/tg",
+                           "WEBHOOK_LISTEN": "[::1]:8443", "WEBHOOK_SECRET": "abc_DEF-1",
+                           "TELEGRAM_PROXY": "socks5://me:hunter2@10.0.0.1:1080"}, dotenv=Path("/nonexistent"))
+    assert cfg.webhook_listen == ("::1", 8443) and cfg.webhook_url == "https://bot.example.com/tg"
+    assert cfg.secrets() == [TOKEN, "abc_DEF-1", "hunter2"]
+    assert "hunter2" not in repr(cfg) and "abc_DEF-1" not in repr(cfg)
