@@ -57,7 +57,12 @@ class Graph:
         return names[0] if outputs == 1 else names
 
     def output(self, value: str, name: str) -> None:
-        self.nodes.append(self.helper.make_node("Identity", [value], [name]))
+        """Name the node output `value` as the graph output `name` (a rename, not an Identity: no copy)."""
+        for node in self.nodes:
+            for io in (node.input, node.output):
+                for i, v in enumerate(io):
+                    if v == value:
+                        io[i] = name
 
     def model(self, name: str, inputs: list, outputs: list) -> bytes:
         """The serialized ONNX model; inputs and outputs as (name, ONNX element type, shape)."""
