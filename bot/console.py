@@ -33,7 +33,7 @@ async def run_console(config: BotConfig, model, stdin=None, stdout=None) -> None
     async def stream(opening):
         nonlocal last_part
         try:
-            async with await opening as part:
+            async with opening as part:
                 if part.notice:
                     say(part.notice)
                 say(part.header, end="")

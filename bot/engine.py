@@ -202,24 +202,24 @@ class StoryEngine:
     def is_busy(self, chat_id: int) -> bool:
         return chat_id in self.sessions and self.sessions[chat_id].lock.locked()
 
-    async def write(self, chat_id: int, prompt: str | None, user_id: int | None = None):
-        """Start a new story from `prompt` (use as `async with await engine.write(...) as part`)."""
+    def write(self, chat_id: int, prompt: str | None, user_id: int | None = None) -> "PartContext":
+        """Start a new story from `prompt` (use as `async with engine.write(...) as part`)."""
         prompt = (prompt or "").strip()
-        if not prompt:
-            raise UserError(texts.WRITE_USAGE)
         notice = ""
         if len(prompt) > self.prompt_limit:
             prompt, notice = prompt[-self.prompt_limit:], texts.prompt_cut(self.prompt_limit)
 
         async def prepare(s: ChatSession, settings) -> Opening:
+            if not prompt:
+                raise UserError(texts.WRITE_USAGE)
             book = self.book_for(settings.book, prompt)
             picked = texts.book_picked(book) if book and settings.book == texts.BOOK_AUTO else ""
             return Opening(0, prompt, prompt, self.start_state(book), len(prompt), header=prompt, notice=picked,
                            new_story=(prompt, book))
 
-        return await self._generate(chat_id, prepare, notice, user_id)
+        return self._part(chat_id, prepare, notice, user_id)
 
-    async def continue_story(self, chat_id: int, version: int | None = None, user_id: int | None = None):
+    def continue_story(self, chat_id: int, version: int | None = None, user_id: int | None = None) -> "PartContext":
         """Extend the chat's story from its state (version: the button's, if pressed)."""
         async def prepare(s: ChatSession, settings) -> Opening:
             story = await self.store.story(chat_id)
@@ -232,9 +232,9 @@ class StoryEngine:
             read, states = self._resume_point(s, story)
             return Opening(story.version, story.text, read, states, len(story.text))
 
-        return await self._generate(chat_id, prepare, "", user_id)
+        return self._part(chat_id, prepare, "", user_id)
 
-    async def rewrite(self, chat_id: int, version: int, start: int, user_id: int | None = None):
+    def rewrite(self, chat_id: int, version: int, start: int, user_id: int | None = None) -> "PartContext":
         """Generate the newest part again, from the state before it."""
         async def prepare(s: ChatSession, settings) -> Opening:
             story = await self.store.story(chat_id)
@@ -249,7 +249,7 @@ class StoryEngine:
                 read, states = before[-self.rebuild_chars:], self.start_state(story.book)
             return Opening(story.version, before, read, states, start)
 
-        return await self._generate(chat_id, prepare, "", user_id)
+        return self._part(chat_id, prepare, "", user_id)
 
     def _resume_point(self, s: ChatSession, story) -> tuple[str, np.ndarray]:
         if s.version == story.version and s.states is not None:
@@ -257,11 +257,9 @@ class StoryEngine:
         # Lost (a restart): read the story's tail from where a story in its novel starts.
         return story.text[-self.rebuild_chars:], self.start_state(story.book)
 
-    async def _generate(self, chat_id: int, prepare, notice: str, user_id: int | None) -> "PartContext":
-        s = self.session(chat_id)
-        if s.lock.locked():
-            raise busy(s)
-        return PartContext(self, chat_id, s, prepare, notice, chat_id if user_id is None else user_id)
+    def _part(self, chat_id: int, prepare, notice: str, user_id: int | None) -> "PartContext":
+        return PartContext(self, chat_id, self.session(chat_id), prepare, notice,
+                           chat_id if user_id is None else user_id)
 
 
 def is_locked(error: BaseException) -> bool:
@@ -302,7 +300,7 @@ class PartContext:
         self.user_id = user_id
 
     async def __aenter__(self) -> Part:
-        if self.session.lock.locked():
+        if self.session.lock.locked():  # the one busy check: one generation per chat
             raise busy(self.session)
         await self.session.lock.acquire()
         limits, reserved = self.engine.limits, 0
@@ -323,7 +321,7 @@ class PartContext:
                 try:
                     opening.version = await self.engine.store.start_story(self.chat_id, *opening.new_story)
                 except BaseException:
-                    self.job.cancelled = True
+                    self.job.cancel()
                     raise
                 self.session.version, self.session.states = opening.version, None
         except BaseException:
@@ -349,7 +347,7 @@ class PartContext:
                 self.session.version, self.session.states = opening.version, self.job.states
                 self.session.before_last = (opening.read, opening.states)  # what 重写 starts from
             else:
-                self.job.cancelled = True
+                self.job.cancel()
                 if self.session.version == opening.version:
                     self.session.states = None  # the state no longer matches the stored story
         finally:

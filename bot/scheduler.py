@@ -17,6 +17,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import partial
 
 import numpy as np
@@ -32,17 +33,34 @@ class Stopped(Exception):
     """The bot is shutting down: this job was abandoned before it finished."""
 
 
+class JobState(Enum):
+    QUEUED = "queued"  # still reading `read` (its first rounds)
+    RUNNING = "running"  # has read it: each round writes a chunk from its state
+    DONE = "done"  # wrote all it was asked for
+    CANCELLED = "cancelled"  # its listener stopped, or the scheduler stopped
+    FAILED = "failed"  # a model call failed (its stream raised the error)
+
+
 @dataclass(eq=False)  # a job is itself: compared by identity
 class Job:
-    read: str  # text to read before generating (a prompt, or a story's tail after a restart)
+    read: str  # text still to read before generating (a prompt, or a story's tail after a restart)
     states: np.ndarray  # [S, 1, H], the state the job starts from, then its latest state
     remaining: int  # characters still to generate
     temperature: float
     pieces: asyncio.Queue = field(default_factory=asyncio.Queue)  # str pieces, then None (or an exception)
-    started: bool = False  # has read `read` (so later rounds read nothing)
-    cancelled: bool = False
+    state: JobState = JobState.QUEUED
     last_served: float = 0.0
     order: int = 0
+
+    @property
+    def active(self) -> bool:
+        """Still wants rounds (queued or running)."""
+        return self.state in (JobState.QUEUED, JobState.RUNNING)
+
+    def cancel(self) -> None:
+        """Stop giving it rounds (nothing more is written to its stream); a finished job stays as it was."""
+        if self.active:
+            self.state = JobState.CANCELLED
 
 
 @dataclass
@@ -73,7 +91,7 @@ class Scheduler:
         """Abandon every job (their streams end with Stopped) and stop the worker."""
         self._closing = True
         for job in self.jobs:
-            job.cancelled = True
+            job.cancel()
             job.pieces.put_nowait(Stopped())
         self.jobs.clear()
         self._wake.set()
@@ -88,6 +106,7 @@ class Scheduler:
             raise Busy(f"{len(self.jobs)} generations in flight")
         job = Job(read, states, length, temperature, order=next(self._counter))
         if length <= 0:
+            job.state = JobState.DONE
             job.pieces.put_nowait(None)
             return job
         self.jobs.append(job)
@@ -105,12 +124,12 @@ class Scheduler:
                     raise piece
                 yield piece
         finally:
-            job.cancelled = True  # a consumer that stops listening frees its row
+            job.cancel()  # a consumer that stops listening frees its row
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._closing:
-            self.jobs = [j for j in self.jobs if not j.cancelled]
+            self.jobs = [j for j in self.jobs if j.active]
             if not self.jobs:
                 self._wake.clear()
                 await self._wake.wait()
@@ -118,15 +137,15 @@ class Scheduler:
             batch = sorted(self.jobs, key=lambda j: (j.last_served, j.order))[: self.config.max_batch]
             # Jobs with more to read than one round's share read it first, in a call of their own that
             # writes nothing; the others write meanwhile (each call is read_chunk or chunk steps).
-            reading = [j for j in batch if not j.started and len(j.read) > self.config.read_chunk]
+            reading = [j for j in batch if j.state is JobState.QUEUED and len(j.read) > self.config.read_chunk]
             if reading and not await self._read(loop, reading):
                 continue
-            batch = [j for j in batch if j not in reading and not j.cancelled]
+            batch = [j for j in batch if j not in reading and j.active]
             if not batch:
                 continue
             n = min(min(j.remaining for j in batch),
-                    min(self.config.chunk if j.started else self.config.first_chunk for j in batch))
-            prompts = ["" if j.started else j.read for j in batch]
+                    min(self.config.chunk if j.state is JobState.RUNNING else self.config.first_chunk for j in batch))
+            prompts = [j.read for j in batch]  # "" once read
             states = np.concatenate([j.states for j in batch], axis=1)
             temps = [j.temperature for j in batch]
             done = await self._call(loop, batch, partial(self.model.generate, prompts, states, length=n,
@@ -137,15 +156,15 @@ class Scheduler:
             self.rounds += 1
             now = time.monotonic()
             for i, j in enumerate(batch):
-                if j.cancelled:
+                if not j.active:  # cancelled while the round ran
                     continue
-                j.started, j.last_served = True, now
+                j.state, j.read, j.last_served = JobState.RUNNING, "", now
                 j.states = new_states[:, i:i + 1, :].copy()
                 j.remaining -= n
                 j.pieces.put_nowait(texts[i])
                 if j.remaining <= 0:
+                    j.state = JobState.DONE
                     j.pieces.put_nowait(None)
-                    j.cancelled = True  # done: drop from the active list
 
     async def _read(self, loop, jobs: list[Job]) -> bool:
         """Read the next read_chunk characters of each job's text (nothing written); False if it failed."""
@@ -168,6 +187,6 @@ class Scheduler:
         except Exception as e:  # noqa: BLE001  (a failed round fails its jobs, not the bot)
             log.exception("generation round failed")
             for j in jobs:
-                j.cancelled = True
+                j.state = JobState.FAILED
                 j.pieces.put_nowait(e)
             return None

@@ -161,9 +161,9 @@ def allowed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
 
 
 async def stream_part(bot, chat_id: int, opening) -> None:
-    """Run one generation (an awaitable PartContext) and stream it into the chat."""
+    """Run one generation (a PartContext: engine.write, continue_story or rewrite) and stream it into the chat."""
     try:
-        async with await opening as part:
+        async with opening as part:
             if part.notice:
                 await call_telegram(bot.send_message, chat_id, part.notice)
             reply = StreamingReply(bot, chat_id)

@@ -19,7 +19,7 @@ def world(tiny_world_run):
 
 
 async def drain(opening):
-    async with await opening as part:
+    async with opening as part:
         async for _ in part.pieces():
             pass
     return part

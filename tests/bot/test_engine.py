@@ -26,7 +26,7 @@ async def make_engine(model, path, **kw):
 
 
 async def drain(opening):
-    async with await opening as part:
+    async with opening as part:
         async for _ in part.pieces():
             pass
     return part
@@ -37,7 +37,7 @@ def test_one_generation_per_chat_and_quiet_repeats(tiny, tmp_path):
         engine, store, sched = await make_engine(tiny, tmp_path / "db")
         await store.set_length(1, 2000)
         errors = []
-        async with await engine.write(1, "乔峰") as part:
+        async with engine.write(1, "乔峰") as part:
             for _ in range(3):
                 try:
                     await drain(engine.continue_story(1))
@@ -130,7 +130,7 @@ def test_reset_while_writing_is_told_to_wait_and_never_queues(tiny, tmp_path):
     async def go():
         engine, store, sched = await make_engine(tiny, tmp_path / "db")
         await store.set_length(1, 300)
-        async with await engine.write(1, "乔峰") as part:
+        async with engine.write(1, "乔峰") as part:
             answers = [await engine.reset(1) for _ in range(20)]  # each returns at once
             async for _ in part.pieces():
                 pass
@@ -148,7 +148,7 @@ def test_a_part_whose_story_was_replaced_meanwhile_is_not_saved(tiny, tmp_path):
     async def go():
         engine, store, sched = await make_engine(tiny, tmp_path / "db")
         with pytest.raises(UserError, match=texts.STORY_CHANGED):
-            async with await engine.write(1, "乔峰") as part:
+            async with engine.write(1, "乔峰") as part:
                 await store.reset_story(1)  # as another process sharing the database would
                 async for _ in part.pieces():
                     pass
