@@ -77,12 +77,21 @@ def test_bad_temperature_is_refused(tiny, temperature):
         tiny.generate(["乔峰"], length=5, temperature=temperature)
 
 
-def test_savedmodel_itself_refuses_bad_temperature(exact):
-    tf = exact._tf
+@pytest.fixture(scope="module")
+def raw(tiny_model_dir):
+    """The SavedModel as TensorFlow alone loads it, without model.load()."""
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(tiny_model_dir))
+
+
+def test_savedmodel_itself_refuses_bad_temperature(raw):
+    import tensorflow as tf
+
     with pytest.raises(tf.errors.InvalidArgumentError, match="temperature must be finite and > 0"):
-        exact._m.generate(tf.constant(["a"]), exact._m.initial_state(tf.constant([0])), tf.constant(3),
-                         tf.constant([float("nan")]), tf.constant([0]), tf.constant([1.0]),
-                         tf.constant(1, tf.int64), tf.constant(0, tf.int64))
+        raw.generate(tf.constant(["a"]), raw.initial_state(tf.constant([0])), tf.constant(3),
+                     tf.constant([float("nan")]), tf.constant([0]), tf.constant([1.0]),
+                     tf.constant(1, tf.int64), tf.constant(0, tf.int64))
 
 
 def test_score_matches_keras_and_carries_state(exact, tiny_run):
@@ -130,16 +139,21 @@ def test_bad_model_directories_are_named(tmp_path, tiny_model_dir):
         check_model_dir(old)
 
 
-def test_in_process_runner_matches_the_savedmodel(exact):
-    tf = exact._tf
-    texts = tf.constant(["乔峰在少林寺说道", "段誉🐉笑道：“阿朱”"])
-    zero = tf.zeros([exact.num_states, 2, exact.units])
-    raw, fast = exact._m.score(texts, zero), exact._run.score(texts, zero)
-    np.testing.assert_allclose(raw["nll"].numpy(), fast["nll"].numpy(), rtol=1e-5)
-    np.testing.assert_allclose(raw["states"].numpy(), fast["states"].numpy(), atol=1e-5)
-    args = (tf.constant(["乔峰", "段誉在"]), zero, tf.constant(25), tf.constant([1e-3, 1e-3]), tf.constant([0, 5]),
-            tf.constant([1.0, 0.9]), tf.constant(3, tf.int64), tf.constant(7, tf.int64))
-    assert list(exact._m.generate(*args)["text"].numpy()) == list(exact._run.generate(*args)["text"].numpy())
+def test_the_float32_runtime_is_the_savedmodel_itself(exact, raw):
+    # model.load(runtime="float32") runs the same graph rebuilt in-process with widened weights.
+    import tensorflow as tf
+
+    texts = ["乔峰在少林寺说道", "段誉🐉笑道：“阿朱”"]
+    zero = np.zeros([exact.num_states, 2, exact.units], np.float32)
+    want = raw.score(tf.constant(texts), tf.constant(zero))
+    nll, _, states = exact.score(texts, zero)
+    np.testing.assert_allclose(nll, want["nll"].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(states, want["states"].numpy(), atol=1e-5)
+    prompts, temps, ks, ps = ["乔峰", "段誉在"], [1e-3, 1e-3], [0, 5], [1.0, 0.9]
+    got, _ = exact.generate(prompts, zero, 25, temps, ks, ps, seed=3, step=7)
+    saved = raw.generate(tf.constant(prompts), tf.constant(zero), tf.constant(25), tf.constant(temps),
+                         tf.constant(ks), tf.constant(ps), tf.constant(3, tf.int64), tf.constant(7, tf.int64))
+    assert got == [t.decode() for t in saved["text"].numpy()]
 
 
 def test_length_zero_only_reads_the_prompts(tiny):
