@@ -2,8 +2,8 @@
 
     python -m bot --console
 
-Lines from stdin, replies on stdout; the same story engine and database as the
-Telegram bot (chat id 0). /rewrite stands in for the 重写 button.
+Lines from stdin, replies on stdout; the same story engine, database and command handling
+as the Telegram bot (bot.frontend; chat id 0). /rewrite stands in for the 重写 button.
 """
 
 from __future__ import annotations
@@ -13,64 +13,57 @@ import sys
 
 from bot import texts
 from bot.config import BotConfig
-from bot.engine import UserError, report_failure
+from bot.engine import Part
+from bot.frontend import answering, dispatch, stream
 from bot.resources import open_resources
 
 CONSOLE_CHAT = 0
+BUTTONS = f"[{texts.BUTTON_CONTINUE}: /continue  {texts.BUTTON_REWRITE}: /rewrite]"
+
+
+class ConsoleOutput:
+    """Lines on stdout; a part is printed as it grows, then the buttons' stand-ins."""
+
+    def __init__(self, stdout):
+        self.stdout = stdout
+        self.last_part: Part | None = None  # what /rewrite writes again
+
+    def write(self, text: str, end: str = "\n") -> None:
+        self.stdout.write(text + end)
+        self.stdout.flush()
+
+    async def say(self, text: str) -> None:
+        self.write(text)
+
+    async def send_story(self, text: str) -> None:
+        self.write(text)
+
+    def part_view(self) -> "ConsolePart":
+        return ConsolePart(self)
+
+
+class ConsolePart:
+    def __init__(self, out: ConsoleOutput):
+        self.out, self.shown = out, 0  # characters printed so far
+
+    async def update(self, text: str) -> None:
+        self.out.write(text[self.shown:], end="")
+        self.shown = len(text)
+
+    async def finish(self, text: str, part: Part) -> None:
+        await self.update(text)
+        self.out.write("")
+        self.out.write(BUTTONS)
+        self.out.last_part = part
 
 
 async def run_console(config: BotConfig, model, stdin=None, stdout=None) -> None:
-    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    stdin = stdin or sys.stdin
     res = await open_resources(config, model)
     engine = res["engine"]
     loop = asyncio.get_running_loop()
-    last_part = None
-
-    def say(text: str = "", end: str = "\n") -> None:
-        stdout.write(text + end)
-        stdout.flush()
-
-    async def stream(opening):
-        nonlocal last_part
-        try:
-            async with opening as part:
-                if part.notice:
-                    say(part.notice)
-                say(part.header, end="")
-                async for piece in part.pieces():
-                    say(piece, end="")
-                say()
-                say(f"[{texts.BUTTON_CONTINUE}: /continue  {texts.BUTTON_REWRITE}: /rewrite]")
-                last_part = (part.version, part.start)
-        except UserError as e:
-            say(str(e))
-
-    async def handle(command: str, arg: str) -> None:
-        if command in ("/start", "/help"):
-            say(texts.HELP)
-        elif command == "/write":
-            await stream(engine.write(CONSOLE_CHAT, arg))
-        elif command == "/continue":
-            await stream(engine.continue_story(CONSOLE_CHAT))
-        elif command == "/rewrite":
-            if last_part is None:
-                say(texts.NOTHING_TO_REWRITE)
-            else:
-                await stream(engine.rewrite(CONSOLE_CHAT, *last_part))
-        elif command == "/temp":
-            say(await engine.temperature(CONSOLE_CHAT, arg))
-        elif command == "/len":
-            say(await engine.length(CONSOLE_CHAT, arg))
-        elif command == "/book":
-            say(await engine.book(CONSOLE_CHAT, arg))
-        elif command == "/reset":
-            say(await engine.reset(CONSOLE_CHAT) or texts.BUSY_CHAT)
-        elif command == "/story":
-            say(await engine.story_text(CONSOLE_CHAT) or texts.NO_STORY)
-        else:
-            say(texts.UNKNOWN_COMMAND)
-
-    say(texts.HELP)
+    out = ConsoleOutput(stdout or sys.stdout)
+    out.write(texts.HELP)
     try:
         while True:
             line = await loop.run_in_executor(None, stdin.readline)
@@ -79,13 +72,17 @@ async def run_console(config: BotConfig, model, stdin=None, stdout=None) -> None
             line = line.strip()
             if not line:
                 continue
-            command, _, arg = line.partition(" ")
-            command = command.split("@")[0].lower()
-            if command in ("/quit", "/exit"):
+            word, _, arg = line.partition(" ")
+            command = word.split("@")[0].lower().removeprefix("/")
+            if command in ("quit", "exit"):
                 break
-            try:
-                await handle(command, arg)
-            except Exception as e:  # noqa: BLE001  (a full disk, a failed round: say what Telegram would, go on)
-                say(report_failure(e, config.database_path))
+            if command == "rewrite":
+                if out.last_part is None:
+                    out.write(texts.NOTHING_TO_REWRITE)
+                else:
+                    part = out.last_part
+                    await answering(engine, out, stream(engine.rewrite(CONSOLE_CHAT, part.version, part.start), out))
+                continue
+            await dispatch(engine, CONSOLE_CHAT, CONSOLE_CHAT, command, arg, out)
     finally:
         await res["close"]()

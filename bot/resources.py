@@ -19,7 +19,7 @@ def load_model(config: BotConfig):
 
     m = load(config.model_dir, config.runtime)
     m.warm_up()
-    log.info("model %s loaded (%s)", m.path, m.card.get("name"))
+    log.info("model %s loaded (%s), runtime %s", m.path, m.card.get("name"), m.runtime)
     return m
 
 

@@ -32,10 +32,10 @@ from telegram.ext import (
 
 from bot import texts
 from bot.config import BotConfig
-from bot.engine import StoryEngine, UserError, report_failure
+from bot.engine import StoryEngine, report_failure
+from bot.frontend import answering, dispatch, stream
 from bot.limits import USER
 from bot.resources import open_resources
-from bot.scheduler import Stopped
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 5.0  # seconds from SIGTERM to exit, whatever is still in flight
@@ -160,22 +160,34 @@ def allowed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     return not ids or (user is not None and user.id in ids)
 
 
-async def stream_part(bot, chat_id: int, opening) -> None:
-    """Run one generation (a PartContext: engine.write, continue_story or rewrite) and stream it into the chat."""
-    try:
-        async with opening as part:
-            if part.notice:
-                await call_telegram(bot.send_message, chat_id, part.notice)
-            reply = StreamingReply(bot, chat_id)
-            async for _ in part.pieces():
-                await reply.update(part.header + part.text)
-        # The story is saved and the chat free again before the buttons appear.
-        await reply.finish(part.header + part.text, part_buttons(part))
-    except UserError as e:
-        if not e.quiet:
-            await call_telegram(bot.send_message, chat_id, str(e))
-    except Stopped:  # shutting down: the half part is not saved; say so (the stop is bounded anyway)
-        await call_telegram(bot.send_message, chat_id, texts.STOPPED)
+class TelegramOutput:
+    """bot.frontend's Output for one chat: messages, a part streamed by edits with its buttons, a document."""
+
+    def __init__(self, bot, chat_id: int, message=None):
+        self.bot, self.chat_id, self.message = bot, chat_id, message  # message: the command answered, if any
+
+    async def say(self, text: str) -> None:
+        if self.message is not None:
+            await call_telegram(self.message.reply_text, text)
+        else:
+            await call_telegram(self.bot.send_message, self.chat_id, text)
+
+    def part_view(self) -> "TelegramPart":
+        return TelegramPart(StreamingReply(self.bot, self.chat_id))
+
+    async def send_story(self, text: str) -> None:
+        await call_telegram(self.bot.send_document, self.chat_id, text.encode("utf-8"), filename="story.txt")
+
+
+class TelegramPart:
+    def __init__(self, reply: StreamingReply):
+        self.reply = reply
+
+    async def update(self, text: str) -> None:
+        await self.reply.update(text)
+
+    async def finish(self, text: str, part) -> None:
+        await self.reply.finish(text, part_buttons(part))
 
 
 def command_text(update: Update) -> str:
@@ -220,51 +232,35 @@ def guarded(handler):
     return wrapper
 
 
-@guarded
-async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/start and /help: how to use the bot."""
-    await call_telegram(update.effective_message.reply_text, texts.HELP)
-
-
-@guarded
-async def write_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/write 开头: start a new story."""
-    chat_id = update.effective_chat.id
-    await stream_part(context.bot, chat_id,
-                      engine_of(context).write(chat_id, command_text(update), update.effective_user.id))
-
-
-@guarded
-async def continue_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/continue: extend this chat's story."""
-    chat_id = update.effective_chat.id
-    await stream_part(context.bot, chat_id,
-                      engine_of(context).continue_story(chat_id, user_id=update.effective_user.id))
-
-
-def setting_command(engine_method: str, doc: str):
-    """A handler that answers with what the engine's setting method says (show, set, or refuse)."""
+def command_handler(command: str, doc: str):
+    """A handler that answers `command` as every front end does (bot.frontend.dispatch)."""
     async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        reply = await getattr(engine_of(context), engine_method)(update.effective_chat.id, command_text(update))
-        await call_telegram(update.effective_message.reply_text, reply)
+        chat_id = update.effective_chat.id
+        await dispatch(engine_of(context), chat_id, update.effective_user.id, command, command_text(update),
+                       TelegramOutput(context.bot, chat_id, update.effective_message))
     handler.__doc__ = doc
     return guarded(handler)
 
 
-temp_command = setting_command("temperature", "/temp [value]: show or set the temperature.")
-len_command = setting_command("length", "/len [n]: show or set how many characters each part adds.")
-book_command = setting_command("book", "/book [name|auto]: list the novels, or choose the one new stories are "
+help_command = command_handler("help", "/start and /help: how to use the bot.")
+write_command = command_handler("write", "/write 开头: start a new story.")
+continue_command = command_handler("continue", "/continue: extend this chat's story.")
+temp_command = command_handler("temp", "/temp [value]: show or set the temperature.")
+len_command = command_handler("len", "/len [n]: show or set how many characters each part adds.")
+book_command = command_handler("book", "/book [name|auto]: list the novels, or choose the one new stories are "
                                        "written in.")
+reset_command = command_handler("reset", "/reset: forget this chat's story.")
+story_command = command_handler("story", "/story: send the whole story as a .txt document.")
+answer_unknown = command_handler("unknown", "a command this bot does not have: a hint pointing to /help.")
 
 
-@guarded
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Any other /command for this bot: a one-line hint pointing to /help."""
     word = (update.effective_message.text or "").split(maxsplit=1)[0]
     _, _, addressee = word.partition("@")
     if addressee and addressee.lower() != (context.bot.username or "").lower():
         return  # in a group, another bot's command
-    await call_telegram(update.effective_message.reply_text, texts.UNKNOWN_COMMAND)
+    await answer_unknown(update, context)
 
 
 async def chat_migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -276,25 +272,6 @@ async def chat_migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         old, new = message.migrate_from_chat_id, message.chat_id
     await engine_of(context).move_chat(old, new)
     log.info("chat %s became supergroup %s: story and settings moved", old, new)
-
-
-@guarded
-async def reset_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/reset: forget this chat's story."""
-    answer = await engine_of(context).reset(update.effective_chat.id)
-    if answer:
-        await call_telegram(update.effective_message.reply_text, answer)
-
-
-@guarded
-async def story_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/story: send the whole story as a .txt document."""
-    text = await engine_of(context).story_text(update.effective_chat.id)
-    if text is None:
-        await call_telegram(update.effective_message.reply_text, texts.NO_STORY)
-        return
-    await call_telegram(context.bot.send_document, update.effective_chat.id, text.encode("utf-8"),
-                        filename="story.txt")
 
 
 @guarded
@@ -311,11 +288,14 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         numbers = [int(f) for f in fields]
     except ValueError:
         return
+    out = TelegramOutput(context.bot, chat_id)
     if kind == "c" and len(numbers) == 1:
-        await stream_part(context.bot, chat_id,
-                          engine.continue_story(chat_id, version=numbers[0], user_id=query.from_user.id))
+        opening = engine.continue_story(chat_id, version=numbers[0], user_id=query.from_user.id)
     elif kind == "r" and len(numbers) == 2:
-        await stream_part(context.bot, chat_id, engine.rewrite(chat_id, *numbers, user_id=query.from_user.id))
+        opening = engine.rewrite(chat_id, *numbers, user_id=query.from_user.id)
+    else:
+        return
+    await answering(engine, out, stream(opening, out))
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

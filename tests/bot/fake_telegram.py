@@ -115,11 +115,17 @@ class FakeTelegram:
         request = urllib.request.Request(self.webhook[0], data=json.dumps(update).encode(), method="POST",
                                          headers={"Content-Type": "application/json",
                                                   **({"X-Telegram-Bot-Api-Secret-Token": secret} if secret else {})})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as r:
-                return r.status
-        except urllib.error.HTTPError as e:
-            return e.code
+        deadline = time.monotonic() + 30
+        while True:  # Telegram retries a webhook that is not answering yet (it may be starting)
+            try:
+                with urllib.request.urlopen(request, timeout=10) as r:
+                    return r.status
+            except urllib.error.HTTPError as e:
+                return e.code
+            except urllib.error.URLError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def command(self, chat_id: int, text: str, user_id: int | None = None, chat_type: str = "private",
                 edited: bool = False) -> None:

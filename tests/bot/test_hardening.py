@@ -323,3 +323,20 @@ def test_sends_and_edits_keep_to_the_flood_limit_for_all_chats_together(fake, st
     busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
     assert busiest <= 7, busiest
     assert times[-1] - times[0] >= (len(times) - 4) / 3 - 0.5
+
+
+@pytest.mark.slow
+def test_a_long_part_grows_by_edits_a_second_apart(fake, start_bot):
+    # The shipped model on the exact float32 runtime writes 2,000 characters over several seconds
+    # (the tiny model is done in a fraction of one, with no time to stream).
+    from model import DEFAULT_MODEL_DIR
+
+    start_bot(fake, MODEL_DIR=str(DEFAULT_MODEL_DIR), RUNTIME="float32")
+    reply_after(fake, 33, "/len 2000")
+    part = finished_part(fake, 33, "/write 段誉")
+    assert len(part.text) == 2 + 2000
+    times = [t for t, _ in part.edits]
+    assert len(times) >= 2, "the text grew on screen by edits, not only at the end"
+    assert all(b - a >= 0.95 for a, b in zip(times, times[1:])), "at most one edit a second"
+    shown = [len(text) for _, text in part.edits]
+    assert shown == sorted(shown) and shown[0] < shown[-1], "each edit shows more of the part"

@@ -4,6 +4,7 @@ import asyncio
 from types import SimpleNamespace
 
 from bot import telegram_app
+from bot.frontend import stream
 from bot.telegram_app import StreamingReply
 
 
@@ -77,7 +78,7 @@ def test_a_part_abandoned_at_shutdown_is_not_saved_and_the_chat_is_told(tiny_mod
         engine = StoryEngine(store, scheduler)
         await store.set_length(1, 2000)
         bot = StoppingBot()
-        await telegram_app.stream_part(bot, 1, engine.write(1, "乔峰"))
+        await stream(engine.write(1, "乔峰"), telegram_app.TelegramOutput(bot, 1))
         story = await store.story(1)
         await store.close()
         return bot, story

@@ -1,0 +1,100 @@
+"""What every front end does alike: which engine call a command makes, how a part streams, how
+refusals, shutdowns and failures are told.
+
+The Telegram adapter and the console only say how to show things (an `Output`); both call
+`dispatch` for commands and `stream` for parts (a button press in Telegram, /rewrite in the
+console), so a command behaves the same in either, failures included.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import Protocol
+
+from bot import texts
+from bot.engine import Part, PartContext, StoryEngine, UserError, report_failure
+from bot.scheduler import Stopped
+
+log = logging.getLogger(__name__)
+
+
+class PartView(Protocol):
+    """One part as it is shown while it grows."""
+
+    async def update(self, text: str) -> None: ...  # the part so far (a front end may skip some)
+
+    async def finish(self, text: str, part: Part) -> None: ...  # the whole part, saved: show it and what comes next
+
+
+class Output(Protocol):
+    """How a front end shows things in one chat."""
+
+    async def say(self, text: str) -> None: ...
+
+    def part_view(self) -> PartView: ...
+
+    async def send_story(self, text: str) -> None: ...  # /story: the whole story
+
+
+# Setting commands and the engine method that shows, sets or refuses each.
+SETTINGS = {"temp": "temperature", "len": "length", "book": "book"}
+
+
+async def stream(opening: PartContext, out: Output) -> Part | None:
+    """Run one generation (engine.write, continue_story or rewrite) and show it as it grows; the part
+    once it is saved, or None when it was refused or abandoned (the chat is told why)."""
+    try:
+        async with opening as part:
+            if part.notice:
+                await out.say(part.notice)
+            view = out.part_view()
+            async for _ in part.pieces():
+                await view.update(part.header + part.text)
+        # The story is saved and the chat free again before what comes next is offered.
+        await view.finish(part.header + part.text, part)
+        return part
+    except UserError as e:
+        if not e.quiet:
+            await out.say(str(e))
+    except Stopped:  # shutting down: the half part is not saved; say so
+        await out.say(texts.STOPPED)
+    return None
+
+
+async def dispatch(engine: StoryEngine, chat_id: int, user_id: int, command: str, arg: str, out: Output) -> None:
+    """Answer one command ("write", "temp", …, without the slash) in a chat, failures included (`answering`)."""
+    await answering(engine, out, _answer(engine, chat_id, user_id, command, arg, out))
+
+
+async def answering(engine: StoryEngine, out: Output, action: Awaitable) -> None:
+    """Await what answers a request; a failure is logged and told as report_failure says (the
+    disk-full line, "数据库正忙…", or an apology), and the front end goes on."""
+    try:
+        await action
+    except Exception as e:  # noqa: BLE001  (a full disk, a failed round: tell the user, go on)
+        reply = report_failure(e, engine.store.path)
+        try:
+            await out.say(reply)
+        except Exception:  # noqa: BLE001  (the apology is best effort)
+            log.warning("could not send the apology")
+
+
+async def _answer(engine: StoryEngine, chat_id: int, user_id: int, command: str, arg: str, out: Output) -> None:
+    if command in ("start", "help"):
+        await out.say(texts.HELP)
+    elif command == "write":
+        await stream(engine.write(chat_id, arg, user_id), out)
+    elif command == "continue":
+        await stream(engine.continue_story(chat_id, user_id=user_id), out)
+    elif command in SETTINGS:
+        await out.say(await getattr(engine, SETTINGS[command])(chat_id, arg))
+    elif command == "reset":
+        answer = await engine.reset(chat_id)
+        if answer:  # None: this chat was told it is busy a moment ago
+            await out.say(answer)
+    elif command == "story":
+        text = await engine.story_text(chat_id)
+        await (out.send_story(text) if text is not None else out.say(texts.NO_STORY))
+    else:
+        await out.say(texts.UNKNOWN_COMMAND)
