@@ -52,15 +52,6 @@ def test_write_continue_and_story(fake, bot):
     assert doc.document.decode("utf-8") == first.text + second.text
 
 
-def test_streaming_edits_stay_within_rate_limit(fake, bot):
-    reply_after(fake, 3, "/len 2000")
-    part = finished_part(fake, 3, "/write 段誉")
-    assert len(part.text) == 2 + 2000
-    times = [t for t, _ in part.edits]
-    assert len(times) >= 1, "the part appears first, then grows by edits"
-    assert all(b - a >= 0.95 for a, b in zip(times, times[1:])), "at most one edit a second"
-
-
 @pytest.mark.parametrize("arg", ["abc", "nan", "inf", "0", "-1", "100", "1e309"])
 def test_bad_temperature_changes_nothing(fake, bot, arg):
     reply_after(fake, 4, "/temp 0.7")
