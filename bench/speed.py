@@ -3,7 +3,8 @@
     python -m bench.speed [--model DIR] [--runtime int8|float32] [--length 300] [--chats 32]
                           [--more-chats 64 128] [--idle-chats 1000] [--repeats 3]
 
-In one run, on one model:
+In one run, on one model ((a) and (a') in a process of their own, so that TensorFlow's
+busy thread pools do not slow what runs after them):
   (a)  the fixed baseline: the tutorial's model (Embedding 256 → GRU 1024 → Dense) in its loop;
   (a') the same loop with our model's weights (a bigger model slows it too: not the baseline);
   (b)  our generator through the bot's scheduler, one chat;
@@ -81,6 +82,18 @@ def run_chats(m, n: int, args, max_batch: int | None = None) -> dict:
     return asyncio.run(through_scheduler(m, n, args.length, args.temperature, config))
 
 
+_loops: dict[bool, NotebookLoop] = {}  # in the tutorial's process: its model, and ours, in its loop
+
+
+def start_tutorial(chars: list[str], temperature: float, weights: dict) -> None:
+    _loops[False] = NotebookLoop(chars, temperature)
+    _loops[True] = NotebookLoop(chars, temperature, weights)
+
+
+def tutorial_cps(ours: bool, prompt: str, length: int) -> float:
+    return _loops[ours].cps(prompt, length)
+
+
 def idle_memory_mb(model: str | None, runtime: str | None, idle_chats: int) -> tuple[float, int]:
     """RSS (MB) of a process set up as the bot is (model loaded and warmed, one chat served) holding
     `idle_chats` chats' states; and how many it held. Run in a fresh interpreter: the baselines' Keras
@@ -118,13 +131,16 @@ def main(argv: list[str] | None = None) -> int:
 
     m = load(args.model, args.runtime)
     chars, weights = m.chars(), m.weights()
-    tutorial, tutorial_ours = NotebookLoop(chars, args.temperature), NotebookLoop(chars, args.temperature, weights)
     baseline, ours, singles, manys = [], [], [], []
-    for _ in range(args.repeats):  # alternating: this machine is noisy
-        baseline.append(tutorial.cps(PROMPTS[0], args.length))
-        ours.append(tutorial_ours.cps(PROMPTS[0], args.length))
-        singles.append(run_chats(m, 1, args))
-        manys.append(run_chats(m, args.chats, args))
+    # The tutorial's loops run in a process of their own: TensorFlow's thread pools keep spinning for a
+    # while after a call, and in this process would take the cores from the runs that follow them.
+    with multiprocessing.get_context("spawn").Pool(1, initializer=start_tutorial,
+                                                   initargs=(chars, args.temperature, weights)) as tutorial:
+        for _ in range(args.repeats):  # alternating: this machine is noisy
+            baseline.append(tutorial.apply(tutorial_cps, (False, PROMPTS[0], args.length)))
+            ours.append(tutorial.apply(tutorial_cps, (True, PROMPTS[0], args.length)))
+            singles.append(run_chats(m, 1, args))
+            manys.append(run_chats(m, args.chats, args))
     notebook, notebook_ours = float(np.median(baseline)), float(np.median(ours))
     single, many = median_run(singles), median_run(manys)
     more = {(n, b): run_chats(m, n, args, b) for n in args.more_chats for b in (None, n)}
