@@ -29,7 +29,7 @@ class BotConfig:
     base_url: str = "https://api.telegram.org/bot"  # TELEGRAM_BASE_URL, a self-hosted Bot API server's URL
     proxy: str = ""  # TELEGRAM_PROXY, http(s):// or socks5:// proxy for every Bot API request; "" = none
     webhook_url: str = ""  # WEBHOOK_URL, public URL Telegram posts updates to; "" = long polling
-    webhook_listen: tuple[str, int] = ("127.0.0.1", 8080)  # WEBHOOK_LISTEN, host:port the webhook server binds
+    webhook_listen: tuple[str, int] = ("127.0.0.1", 8443)  # WEBHOOK_LISTEN, host:port the webhook server binds
     webhook_secret: str = ""  # WEBHOOK_SECRET, checked on every update; "" = a random one per start
     model_dir: Path | None = None  # MODEL_DIR; None = the shipped default model
     runtime: str = "int8"  # RUNTIME: int8 (8-bit weights, fast) or float32 (the SavedModel's exact graph)
@@ -38,7 +38,7 @@ class BotConfig:
     prompt_limit: int = 500  # PROMPT_LIMIT, characters of a /write prompt used (longer: the tail)
     max_batch: int = 32  # MAX_BATCH, chats generating together in one model call
     max_jobs: int = 64  # MAX_JOBS, generations in flight before "busy, try again"
-    max_states: int = 10_000  # MAX_STATES, chats whose story state stays in memory (~17 KiB each)
+    max_resident_chats: int = 10_000  # MAX_RESIDENT_CHATS, chats whose story state stays in memory (~17 KiB each)
     log_level: str = "INFO"  # LOG_LEVEL
     timeout: float = 30.0  # TELEGRAM_TIMEOUT, seconds to wait for one Bot API answer
     messages_per_second: int = 30  # TELEGRAM_MESSAGES_PER_SECOND, sends and edits in all chats together
@@ -102,7 +102,7 @@ def load_config(env: dict[str, str] | None = None, dotenv: Path = Path(".env"), 
     if get("WEBHOOK_LISTEN"):
         host, _, port = get("WEBHOOK_LISTEN").rpartition(":")
         if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ConfigError("WEBHOOK_LISTEN must be host:port, e.g. 127.0.0.1:8080")
+            raise ConfigError("WEBHOOK_LISTEN must be host:port, e.g. 127.0.0.1:8443")
         cfg.webhook_listen = (host.strip("[]"), int(port))
     if get("WEBHOOK_SECRET"):
         cfg.webhook_secret = get("WEBHOOK_SECRET")
@@ -120,7 +120,7 @@ def load_config(env: dict[str, str] | None = None, dotenv: Path = Path(".env"), 
         except ValueError:
             raise ConfigError("ALLOWED_USER_IDS must be numeric Telegram user ids separated by commas") from None
     numbers = [("PROMPT_LIMIT", cfg, "prompt_limit"), ("MAX_BATCH", cfg, "max_batch"), ("MAX_JOBS", cfg, "max_jobs"),
-               ("MAX_STATES", cfg, "max_states"),
+               ("MAX_RESIDENT_CHATS", cfg, "max_resident_chats"),
                ("TELEGRAM_MESSAGES_PER_SECOND", cfg, "messages_per_second"),
                ("TELEGRAM_GROUP_MESSAGES_PER_MINUTE", cfg, "group_messages_per_minute"),
                ("RATE_USER_PER_MIN", cfg.limits, "user_requests_per_minute"),

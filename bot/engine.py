@@ -42,7 +42,7 @@ STORY_MAX_CHARS = 100_000
 # Chats whose state stays in memory (~17 KiB each for the shipped model: the state, and the one before
 # the newest part for 重写): 10,000 ≈ 170 MB. Past it the chat idle longest forgets its state, and its
 # next part reads its story's tail again, as after a restart.
-MAX_STATES = 10_000
+MAX_RESIDENT_CHATS = 10_000
 
 
 @dataclass
@@ -92,14 +92,15 @@ class Part:
 
 class StoryEngine:
     def __init__(self, store: Store, scheduler: Scheduler, prompt_limit: int = 500, rebuild_chars: int = 1000,
-                 limits: Limits | None = None, story_limit: int = STORY_MAX_CHARS, max_states: int = MAX_STATES):
+                 limits: Limits | None = None, story_limit: int = STORY_MAX_CHARS,
+                 max_resident_chats: int = MAX_RESIDENT_CHATS):
         self.store = store
         self.limits = limits or Limits()
         self.scheduler = scheduler
         self.prompt_limit = prompt_limit  # characters of a /write prompt that are used
         self.rebuild_chars = rebuild_chars  # story tail read to rebuild a lost state
         self.story_limit = story_limit  # characters a story may grow to
-        self.max_states = max_states  # chats whose state stays in memory (least recently used forget first)
+        self.max_resident_chats = max_resident_chats  # chats whose state stays in memory (least recent forget first)
         self.sessions: OrderedDict[int, ChatSession] = OrderedDict()  # oldest use first
         self.model = scheduler.model
 
@@ -115,11 +116,11 @@ class StoryEngine:
         return self.model.pick_book(prompt)
 
     def session(self, chat_id: int) -> ChatSession:
-        """The chat's session, now the most recently used; past max_states the idle ones used longest
+        """The chat's session, now the most recently used; past max_resident_chats the idle ones used longest
         ago are forgotten (a chat writing keeps its session)."""
         s = self.sessions.setdefault(chat_id, ChatSession())
         self.sessions.move_to_end(chat_id)
-        excess, forget = len(self.sessions) - self.max_states, []
+        excess, forget = len(self.sessions) - self.max_resident_chats, []
         for c, other in self.sessions.items():  # oldest first; usually the first `excess` are idle
             if len(forget) >= excess:
                 break

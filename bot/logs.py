@@ -48,6 +48,11 @@ def setup_logging(level: str = "INFO", secrets: list[str] | None = None) -> None
     # httpx logs every request URL at INFO, and the token is part of each URL.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # python-telegram-bot logs whole updates and requests at DEBUG, aiosqlite every statement with its
+    # values: every user's messages and stories. LOG_LEVEL=DEBUG is for this bot's own workings, not
+    # for reading people's chats.
+    for chatty in ("telegram", "aiosqlite"):
+        logging.getLogger(chatty).setLevel(max(logging.INFO, root.level))
 
 
 class OneLineNetworkErrors(logging.Filter):

@@ -29,7 +29,7 @@ async def open_resources(config: BotConfig, model) -> dict:
     scheduler = Scheduler(model, SchedulerConfig(max_batch=config.max_batch, max_jobs=config.max_jobs))
     scheduler.start()
     engine = StoryEngine(store, scheduler, prompt_limit=config.prompt_limit, limits=Limits(config.limits),
-                         max_states=config.max_states)
+                         max_resident_chats=config.max_resident_chats)
 
     async def close() -> None:
         await scheduler.stop()

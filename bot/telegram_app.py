@@ -199,6 +199,15 @@ def command_text(update: Update) -> str:
 REFUSAL_QUIET_SECONDS = 10.0  # one "太快了" per user per this many seconds
 
 
+def sender_id(update: Update) -> int:
+    """Who a request's limits are counted for: the user, or the channel or group a message is sent on
+    behalf of (anonymous admins and channel posts all come from one shared user account)."""
+    message = update.effective_message
+    if message is not None and message.sender_chat is not None:
+        return message.sender_chat.id
+    return update.effective_user.id if update.effective_user else 0
+
+
 def refused_recently(context: ContextTypes.DEFAULT_TYPE, uid: int) -> bool:
     """True if this user got a refusal in the last few seconds; otherwise note this one."""
     seen: dict = context.application.bot_data.setdefault("refused", {})
@@ -214,12 +223,14 @@ def refused_recently(context: ContextTypes.DEFAULT_TYPE, uid: int) -> bool:
 def guarded(handler):
     """Refuse users outside ALLOWED_USER_IDS, and users over the request rate, before the handler runs."""
     async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE):
-        refusal, uid = None, update.effective_user.id if update.effective_user else 0
+        refusal, uid = None, sender_id(update)
         if not allowed(update, context):
             refusal = texts.NOT_ALLOWED
         elif over := engine_of(context).limits.request(uid):
             refusal = texts.TOO_FAST if over == USER else texts.BUSY_GLOBAL  # everyone's limit: not this user's doing
         if refusal and refused_recently(context, uid):
+            if update.callback_query:  # quiet, but the button's spinner must stop
+                await call_telegram(update.callback_query.answer)
             return  # told a moment ago: stay quiet rather than answer every message of a flood
         if refusal:
             if update.callback_query:
@@ -236,7 +247,7 @@ def command_handler(command: str, doc: str):
     """A handler that answers `command` as every front end does (bot.frontend.dispatch)."""
     async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat_id = update.effective_chat.id
-        await dispatch(engine_of(context), chat_id, update.effective_user.id, command, command_text(update),
+        await dispatch(engine_of(context), chat_id, sender_id(update), command, command_text(update),
                        TelegramOutput(context.bot, chat_id, update.effective_message))
     handler.__doc__ = doc
     return guarded(handler)

@@ -49,6 +49,9 @@ class Sent:
     finished: float = 0.0  # time.monotonic() when it got its buttons (a finished part)
 
 
+ANONYMOUS_ADMIN = 1087968824  # Telegram's GroupAnonymousBot: every anonymous admin, in every group
+
+
 class FakeTelegram:
     def __init__(self, token: str = TOKEN, port: int = 0):
         self.token = token
@@ -128,8 +131,9 @@ class FakeTelegram:
                 time.sleep(0.2)
 
     def command(self, chat_id: int, text: str, user_id: int | None = None, chat_type: str = "private",
-                edited: bool = False) -> None:
-        """A user sends `text` (a /command ...) in a chat."""
+                edited: bool = False, anonymous: bool = False) -> None:
+        """A user sends `text` (a /command ...) in a chat; `anonymous`: an anonymous group admin, whose
+        messages come from Telegram's one shared account on behalf of the group (sender_chat)."""
         user_id = user_id or chat_id
         word = text.split()[0] if text.split() else ""
         message = {
@@ -140,6 +144,10 @@ class FakeTelegram:
         }
         if word.startswith("/"):
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(word)}]
+        if anonymous:
+            message["from"] = {"id": ANONYMOUS_ADMIN, "is_bot": True, "first_name": "Group",
+                               "username": "GroupAnonymousBot"}
+            message["sender_chat"] = {"id": chat_id, "type": chat_type, "title": "群"}
         if edited:
             message["edit_date"] = int(time.time())
         self._push({"edited_message" if edited else "message": message})

@@ -64,7 +64,7 @@ def test_formatter_hides_the_token_in_messages_and_tracebacks():
 @pytest.mark.parametrize("env,message", [
     ({"TELEGRAM_PROXY": "ftp://proxy:21"}, "TELEGRAM_PROXY must start with http://"),
     ({"WEBHOOK_URL": "bot.example.com/hook"}, "WEBHOOK_URL must start with https://"),
-    ({"WEBHOOK_LISTEN": "8080"}, "WEBHOOK_LISTEN must be host:port"),
+    ({"WEBHOOK_LISTEN": "8443"}, "WEBHOOK_LISTEN must be host:port"),
     ({"WEBHOOK_LISTEN": "0.0.0.0:99999"}, "WEBHOOK_LISTEN must be host:port"),
     ({"WEBHOOK_SECRET": "has spaces"}, "WEBHOOK_SECRET must be 1 to 256 letters"),
     ({"TELEGRAM_MESSAGES_PER_SECOND": "0"}, "TELEGRAM_MESSAGES_PER_SECOND must be at least 1"),

@@ -203,7 +203,7 @@ def test_a_write_refused_by_the_global_hourly_budget_says_so(tiny, tmp_path):
 
 def test_states_in_memory_are_bounded_and_a_forgotten_chat_still_continues(tiny, tmp_path):
     async def go():
-        engine, store, sched = await make_engine(tiny, tmp_path / "db", max_states=3)
+        engine, store, sched = await make_engine(tiny, tmp_path / "db", max_resident_chats=3)
         for chat in range(1, 6):
             await store.set_length(chat, 20)
             await drain(engine.write(chat, "乔峰"))

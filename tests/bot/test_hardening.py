@@ -340,3 +340,34 @@ def test_a_long_part_grows_by_edits_a_second_apart(fake, start_bot):
     assert all(b - a >= 0.95 for a, b in zip(times, times[1:])), "at most one edit a second"
     shown = [len(text) for _, text in part.edits]
     assert shown == sorted(shown) and shown[0] < shown[-1], "each edit shows more of the part"
+
+
+def test_anonymous_admins_of_different_groups_have_limits_of_their_own(fake, start_bot):
+    start_bot(fake, RATE_USER_PER_MIN=4)
+    for _ in range(6):  # one group's anonymous admins flood the bot
+        fake.command(-901, "/temp", chat_type="supergroup", anonymous=True)
+    fake.wait_for(lambda: texts.TOO_FAST in fake.texts(-901), 30, "the flooding group's limit")
+    # Another group's anonymous admin comes from the same account, but is counted on its own.
+    assert reply_after(fake, -902, "/temp", chat_type="supergroup", anonymous=True).text == texts.temp_shown(0.8)
+
+
+def test_a_quiet_refusal_still_stops_the_buttons_spinner(fake, start_bot):
+    start_bot(fake, ALLOWED_USER_IDS="12")
+    reply_after(fake, -12, "/len 50", user_id=12, chat_type="group")
+    part = finished_part(fake, -12, "/write 木婉清", user_id=12, chat_type="group")
+    data = part.reply_markup["inline_keyboard"][0][0]["callback_data"]
+    for _ in range(2):  # the second refusal falls in the quiet window: no text, but an answer all the same
+        fake.press(-12, part.message_id, data, user_id=99)
+    fake.wait_for(lambda: sum(1 for _, m, _p in fake.calls if m == "answerCallbackQuery") >= 2, 30,
+                  "an answer to each press")
+    answers = [p for _, m, p in fake.calls if m == "answerCallbackQuery"]
+    assert [a.get("text") for a in answers] == [texts.NOT_ALLOWED, None]
+
+
+def test_debug_logs_keep_peoples_messages_and_stories_out(fake, start_bot):
+    bot = start_bot(fake, LOG_LEVEL="DEBUG")
+    reply_after(fake, 13, "/len 50")
+    part = finished_part(fake, 13, "/write 秘密的开头")
+    log = bot.log()
+    assert " DEBUG " in log  # the bot's own debugging lines are there
+    assert "秘密的开头" not in log and part.text[5:30] not in log
