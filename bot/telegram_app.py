@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import MessageLimit
-from telegram.error import BadRequest, NetworkError, TimedOut
+from telegram.error import BadRequest, Forbidden, NetworkError, TimedOut
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -180,14 +180,29 @@ class TelegramOutput:
 
 
 class TelegramPart:
+    """A part streamed into a chat. If showing it fails (the message was deleted, the bot blocked), the
+    part is still written and saved: the text shown stops growing, and the end is sent afresh."""
+
     def __init__(self, reply: StreamingReply):
-        self.reply = reply
+        self.reply, self.failed = reply, False
 
     async def update(self, text: str) -> None:
-        await self.reply.update(text)
+        if not self.failed:
+            self.failed = not await self._shown(self.reply.update(text))
 
     async def finish(self, text: str, part) -> None:
-        await self.reply.finish(text, part_buttons(part))
+        if self.failed:  # what was shown is gone: the whole part in new messages
+            self.reply = StreamingReply(self.reply.bot, self.reply.chat_id)
+        await self._shown(self.reply.finish(text, part_buttons(part)))
+
+    async def _shown(self, call) -> bool:
+        try:
+            await call
+            return True
+        except (BadRequest, Forbidden) as e:
+            log.warning("could not show a part in chat %s (%s); it is written and saved all the same",
+                        self.reply.chat_id, e)
+            return False
 
 
 def command_text(update: Update) -> str:

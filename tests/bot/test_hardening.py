@@ -371,3 +371,19 @@ def test_debug_logs_keep_peoples_messages_and_stories_out(fake, start_bot):
     log = bot.log()
     assert " DEBUG " in log  # the bot's own debugging lines are there
     assert "秘密的开头" not in log and part.text[5:30] not in log
+
+
+@pytest.mark.parametrize("method", ["sendMessage", "editMessageText"])
+def test_a_part_that_cannot_be_shown_is_still_written_and_saved(fake, start_bot, method):
+    bot = start_bot(fake)
+    reply_after(fake, 14, "/len 300")
+    # The first text cannot be sent, or the message is gone when it is edited (deleted by someone).
+    fake.fail(method, "error", "message to edit not found" if method == "editMessageText" else "chat not found")
+    fake.command(14, "/write 萧峰")
+    fake.wait_for(lambda: "could not show a part" in bot.log(), 30, "the failure noticed")
+    if method == "sendMessage":  # the first text failed: the whole part is sent afresh at the end, buttons too
+        fake.wait_for(lambda: any(m.reply_markup for m in fake.chat(14)), 30, "the part sent afresh")
+    # (A failed edit of the tiny model's part is its final one, made after the part was saved.)
+    story = reply_after(fake, 14, "/story").document.decode("utf-8")
+    assert story.startswith("萧峰") and len(story) == 2 + 300  # written in full and saved
+    assert " ERROR " not in bot.log()
