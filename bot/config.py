@@ -37,7 +37,7 @@ class BotConfig:
     allowed_user_ids: frozenset[int] = field(default_factory=frozenset)  # ALLOWED_USER_IDS; empty = everyone
     prompt_limit: int = 500  # PROMPT_LIMIT, characters of a /write prompt used (longer: the tail)
     max_batch: int = 32  # MAX_BATCH, chats generating together in one model call
-    max_jobs: int = 64  # MAX_JOBS, generations in flight before "busy, try again"
+    max_jobs: int = 1000  # MAX_JOBS, generations in flight (writing or waiting their turn) before "busy, try again"
     max_resident_chats: int = 10_000  # MAX_RESIDENT_CHATS, chats whose story state stays in memory (~17 KiB each)
     log_level: str = "INFO"  # LOG_LEVEL
     timeout: float = 30.0  # TELEGRAM_TIMEOUT, seconds to wait for one Bot API answer

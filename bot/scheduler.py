@@ -66,7 +66,7 @@ class Job:
 @dataclass
 class SchedulerConfig:
     max_batch: int = 32  # rows in one model call
-    max_jobs: int = 64  # jobs in flight before new ones get Busy
+    max_jobs: int = 1000  # jobs in flight (writing or waiting their turn) before new ones get Busy
     first_chunk: int = 12  # characters in a job's first round: the first text appears soon
     chunk: int = 64  # characters per round after the first
     read_chunk: int = 64  # characters of a job's prompt read per round: a 1,000-character read holds no one up
