@@ -1,6 +1,7 @@
 """Hosting set-ups end to end: updates by webhook instead of polling, and every request through a proxy."""
 
 import socket
+import socketserver
 import threading
 import urllib.error
 import urllib.request
@@ -60,7 +61,66 @@ class ForwardProxy(BaseHTTPRequestHandler):
         pass
 
 
-def test_every_bot_api_request_goes_through_the_proxy(fake, start_bot):
+class Socks5Proxy(socketserver.ThreadingTCPServer):
+    """A minimal SOCKS5 proxy (no authentication, CONNECT only, RFC 1928) that records where it connected."""
+
+    daemon_threads = allow_reuse_address = True
+
+    def __init__(self):
+        self.targets: list[tuple[str, int]] = []
+        super().__init__(("127.0.0.1", 0), Socks5Handler)
+
+
+class Socks5Handler(socketserver.BaseRequestHandler):
+    def handle(self):
+        conn = self.request
+        _, n = conn.recv(2)
+        conn.recv(n)  # the client's methods: we take "no authentication"
+        conn.sendall(b"\x05\x00")
+        _, cmd, _, kind = conn.recv(4)
+        if kind == 1:  # IPv4
+            host = socket.inet_ntoa(conn.recv(4))
+        elif kind == 3:  # a name
+            host = conn.recv(conn.recv(1)[0]).decode()
+        else:
+            return
+        port = int.from_bytes(conn.recv(2), "big")
+        self.server.targets.append((host, port))
+        with socket.create_connection((host, port)) as upstream:
+            conn.sendall(b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1") + b"\x00\x00")
+            pump = threading.Thread(target=self.copy, args=(upstream, conn), daemon=True)
+            pump.start()
+            self.copy(conn, upstream)
+            pump.join(5)
+
+    @staticmethod
+    def copy(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                sink.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+
+def test_every_bot_api_request_goes_through_a_socks5_proxy(fake, start_bot):
+    proxy = Socks5Proxy()
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        start_bot(fake, TELEGRAM_PROXY=f"socks5://127.0.0.1:{proxy.server_address[1]}")
+        reply_after(fake, 42, "/len 30")
+        finished_part(fake, 42, "/write 段誉")
+        assert proxy.targets and set(proxy.targets) == {("127.0.0.1", fake.server.server_address[1])}
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+def test_every_bot_api_request_goes_through_an_http_proxy(fake, start_bot):
     proxy = QuietServer(("127.0.0.1", 0), ForwardProxy)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
