@@ -130,6 +130,12 @@ class StoryEngine:
             del self.sessions[c]
         return s
 
+    def forget_if_empty(self, chat_id: int, session: ChatSession) -> None:
+        """Drop a session that holds no state and is not in use (made for a request that was refused)."""
+        if (self.sessions.get(chat_id) is session and session.states is None and session.before_last is None
+                and not session.lock.locked()):
+            del self.sessions[chat_id]
+
     # ---- settings -------------------------------------------------------------------
 
     async def temperature(self, chat_id: int, raw: str | None) -> str:
@@ -329,6 +335,7 @@ class PartContext:
             if reserved:
                 limits.refund(self.user_id, reserved)
             self.session.lock.release()
+            self.engine.forget_if_empty(self.chat_id, self.session)  # a refused request leaves nothing behind
             raise
         self.opening = opening
         notice = "\n".join(n for n in (self.notice, opening.notice) if n)

@@ -218,3 +218,25 @@ def test_states_in_memory_are_bounded_and_a_forgotten_chat_still_continues(tiny,
     assert kept == [3, 4, 5]  # the three used last
     assert after == [4, 5, 1]
     assert len(part.text) == 20 and story.text.endswith(part.text) and len(story.text) == len("乔峰") + 40
+
+
+def test_refused_requests_leave_nothing_behind(tiny, tmp_path):
+    async def go():
+        limits = Limits(LimitConfig(user_chars_per_hour=500))
+        engine, store, sched = await make_engine(tiny, tmp_path / "db", limits=limits)
+        await store.set_length(9, 2000)
+        refused = []
+        for opening in (engine.continue_story(7),  # no story yet
+                        engine.write(8, ""),  # no prompt
+                        engine.write(9, "乔峰")):  # 2,000 characters: over this user's hourly 500
+            try:
+                await drain(opening)
+            except UserError as e:
+                refused.append(str(e))
+        sessions = dict(engine.sessions)
+        await sched.stop()
+        await store.close()
+        return refused, sessions
+    refused, sessions = asyncio.run(go())
+    assert refused == [texts.NO_STORY, texts.WRITE_USAGE, texts.TOO_MUCH]
+    assert sessions == {}  # no state kept in memory for any of them
