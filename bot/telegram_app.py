@@ -21,7 +21,6 @@ from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Upd
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest, Forbidden, NetworkError, TimedOut
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     CallbackQueryHandler,
     CommandHandler,
@@ -33,6 +32,7 @@ from telegram.ext import (
 from bot import texts
 from bot.config import BotConfig
 from bot.engine import StoryEngine, report_failure
+from bot.flood import FloodLimiter
 from bot.frontend import answering, dispatch, stream
 from bot.limits import USER
 from bot.resources import open_resources
@@ -387,12 +387,10 @@ def build_application(config: BotConfig, model) -> Application:
            .base_file_url(file_url(config.base_url))
            # A slow answer is waited for rather than given up on: a send that timed out is never repeated.
            .connect_timeout(10).read_timeout(config.timeout).write_timeout(config.timeout).pool_timeout(10)
-           # Telegram's flood limits for every request to a chat, sends and edits alike: about 30 a second
-           # in all and 20 a minute into one group (PTB's AIORateLimiter, over aiolimiter); a 429 halts
-           # every request for the time Telegram asks, then the request is tried again.
-           .rate_limiter(AIORateLimiter(overall_max_rate=config.messages_per_second, overall_time_period=1,
-                                        group_max_rate=config.group_messages_per_minute, group_time_period=60,
-                                        max_retries=CALL_ATTEMPTS - 1))
+           # Telegram's flood limits for every request to a chat, sends and edits alike (bot.flood): a 429
+           # pauses only the chat it was for, then the request is tried again.
+           .rate_limiter(FloodLimiter(config.messages_per_second, config.group_messages_per_minute,
+                                      max_retries=CALL_ATTEMPTS - 1))
            .concurrent_updates(True).post_init(post_init).post_shutdown(post_shutdown).build())
     app.bot_data["config"] = config
     app.bot_data["model"] = model  # loaded before polling starts, so a bad model fails at once

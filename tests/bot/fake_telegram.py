@@ -169,11 +169,11 @@ class FakeTelegram:
             "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
             "message": self._message_json(sent)}})
 
-    def fail(self, method: str, kind: str, seconds: float) -> None:
-        """The next call of `method` answers 429 (kind "429", seconds), hangs (kind "hang", seconds) before
-        answering, or fails with a 400 (kind "error", description)."""
+    def fail(self, method: str, kind: str, seconds: float, chat_id: int | None = None) -> None:
+        """The next call of `method` (into `chat_id`, if given) answers 429 (kind "429", seconds), hangs (kind
+        "hang", seconds) before answering, or fails with a 400 (kind "error", description)."""
         with self.lock:
-            self.faults.setdefault(method, []).append((kind, seconds))
+            self.faults.setdefault(method, []).append((kind, seconds, chat_id))
 
     # ---- reading what the bot did -----------------------------------------------------
 
@@ -217,8 +217,10 @@ class FakeTelegram:
     def handle(self, method: str, params: dict) -> tuple[int, dict]:
         with self.lock:
             self.calls.append((time.monotonic(), method, params))
-            faults = self.faults.get(method)
-            fault = faults.pop(0) if faults else None
+            faults = self.faults.get(method) or []
+            chat = params.get("chat_id")
+            mine = [i for i, f in enumerate(faults) if len(f) < 3 or f[2] is None or str(f[2]) == str(chat)]
+            fault = faults.pop(mine[0]) if mine else None
         if fault and fault[0] == "429":
             return 429, {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after {fault[1]}",
                          "parameters": {"retry_after": fault[1]}}

@@ -387,3 +387,17 @@ def test_a_part_that_cannot_be_shown_is_still_written_and_saved(fake, start_bot,
     story = reply_after(fake, 14, "/story").document.decode("utf-8")
     assert story.startswith("萧峰") and len(story) == 2 + 300  # written in full and saved
     assert " ERROR " not in bot.log()
+
+
+def test_a_429_pauses_only_the_chat_it_was_for(fake, start_bot):
+    bot = start_bot(fake)
+    reply_after(fake, 15, "/len 100")
+    fake.fail("sendMessage", "429", 6, chat_id=15)  # chat 15's first text is told to wait six seconds
+    fake.command(15, "/write 王语嫣")
+    fake.wait_for(lambda: "(429)" in bot.log(), 30, "the 429 noticed")
+    t0 = time.monotonic()
+    assert reply_after(fake, 16, "/temp").text == texts.temp_shown(0.8)
+    assert time.monotonic() - t0 < 3.0, "another chat is answered while chat 15 waits"
+    part = fake.wait_for(
+        lambda: next((m for m in fake.chat(15) if m.reply_markup), None), 60, "chat 15's part after its wait")
+    assert part.created - t0 >= 4.0 and part.text.startswith("王语嫣")  # sent once its pause was over
