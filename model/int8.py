@@ -95,7 +95,8 @@ def build_step(weights: dict, cell: str, never_mask: np.ndarray, matmul: str = "
     rnn = weights["rnn"]
     units = int(rnn[0]["recurrent"].shape[0])
     per_layer = 1 if cell == "gru" else 2
-    n_states = len(rnn) * per_layer
+    n_recurrent = len(rnn) * per_layer
+    n_states = int(np.shape(weights["book_states"])[1])  # + G novel rows in a world "input" (see model.onestep)
     f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
     input_bias = lambda b: f32(b)[0] if cell == "gru" else f32(b)  # noqa: E731  (GRU [2, 3H]: input row first)
 
@@ -109,6 +110,8 @@ def build_step(weights: dict, cell: str, never_mask: np.ndarray, matmul: str = "
         gx = g.op("Mul", gathered, g.op("Gather", g.const("table_scale", table_scale[:, None]), "ids"))  # [B, G*H]
 
     old = [f"state{i}" for i in range(n_states)]  # [B, H] each
+    if n_states > n_recurrent:  # the novel's share of layer 0's gates, carried in the state
+        gx = g.op("Add", gx, g.op("Concat", *old[n_recurrent:], axis=1))
     axis1 = g.const("axis1", np.array([1], np.int64))
     keep = g.op("Unsqueeze", "feed", axis1)  # [B, 1]: rows fed this step take their new state
     new = []
@@ -144,6 +147,7 @@ def build_step(weights: dict, cell: str, never_mask: np.ndarray, matmul: str = "
                   g.const("never", np.pad(never_mask, (0, padded - vocab))))
     g.output(logits, "logits")
     g.output(g.op("Softmax", scaled, axis=1), "probs")
+    new += [g.op("Identity", s) for s in old[n_recurrent:]]  # the novel rows go on unchanged
     for i, state in enumerate(new):
         g.output(state, f"new_state{i}")
 
@@ -172,7 +176,7 @@ class Int8Step:
     def __init__(self, weights: dict, cell: str, never_mask: np.ndarray, threads: int = 0,
                  kernels: tuple[str, ...] = ("gemv", "gemm")):
         self.sessions = {kind: session(build_step(weights, cell, never_mask, kind), threads) for kind in kernels}
-        self.num_states = len(weights["rnn"]) * (1 if cell == "gru" else 2)
+        self.num_states = int(np.shape(weights["book_states"])[1])
         self.state_names = [f"new_state{i}" for i in range(self.num_states)]
 
     def session(self, rows: int):

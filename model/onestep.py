@@ -17,14 +17,17 @@ The contract (every function has a fixed input signature):
         -> {"nll": float64 [B], "chars": int32 [B], "states": float32 [S, B, H]}
 
 S is the number of state vectors (one per GRU layer, two per LSTM layer) and H the
-units per layer. `generate` first reads each prompt (an empty prompt continues from
-the states as they are), then samples `length` characters; the returned states have
-read every sampled character, so a later call continues exactly where this one
-stopped. Sampling noise for step i comes from (seed, step + i): 200 characters and
-then 200 more with step=200 are the same 400 characters as one call of 400.
-`top_k` ≤ 0 and `top_p` ≥ 1 turn those filters off; temperature must be finite and
-> 0. [UNK] (id 0) is never sampled. `score` predicts every character of each text,
-the first from the state given, and returns the summed negative log-likelihood.
+units per layer; a model of world "input" has G more rows (G = 3 gates for GRU, 4 for LSTM):
+its novel's vector projected into layer 0's gates [G*H], added to them at every character
+and carried unchanged, so the state alone says which novel a story is in.
+`generate` first reads each prompt (an empty prompt continues from the states as they
+are), then samples `length` characters; the returned states have read every sampled
+character, so a later call continues exactly where this one stopped. Sampling noise for
+step i comes from (seed, step + i): 200 characters and then 200 more with step=200 are
+the same 400 characters as one call of 400. `top_k` ≤ 0 and `top_p` ≥ 1 turn those
+filters off; temperature must be finite and > 0. [UNK] (id 0) is never sampled. `score`
+predicts every character of each text, the first from the state given, and returns the
+summed negative log-likelihood.
 The card (model.json) lists the novels by id ("books") with the names each makes
 frequent; `model.artifact` picks a novel from a prompt with them.
 """
@@ -54,6 +57,8 @@ class OneStep(tf.Module):
         self.n_layers = len(weights["rnn"])
         self.units = int(weights["rnn"][0]["recurrent"].shape[0])
         self.per_layer = 1 if cell == "gru" else 2
+        self.n_recurrent = self.n_layers * self.per_layer
+        self.n_states = int(np.shape(weights["book_states"])[1])  # n_recurrent, + G novel rows (world "input")
         vocab_size = len(chars)
 
         store = lambda a: tf.Variable(np.asarray(a), dtype=dtype, trainable=False)  # noqa: E731
@@ -74,7 +79,7 @@ class OneStep(tf.Module):
         self.table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(list(first)), tf.constant(list(first.values()), tf.int32)),
             default_value=0)  # anything unseen reads as [UNK]
-        self.num_states = tf.Variable(self.n_layers * self.per_layer, trainable=False)
+        self.num_states = tf.Variable(self.n_states, trainable=False)
         self.state_units = tf.Variable(self.units, trainable=False)
         self.vocab_size = tf.Variable(vocab_size, trainable=False)
         self.format = tf.Variable(FORMAT, trainable=False)
@@ -109,7 +114,8 @@ class OneStep(tf.Module):
         """One character for every row: layer 0's input projection gx0 [B, G*H] and the states
         (a tuple of S tensors [B, H]) -> (new states tuple, top h [B, H])."""
         kernels, recurrents, biases, _, _ = w
-        new, gx = [], gx0
+        novel = states[self.n_recurrent:]  # world "input": the novel's share of layer 0's gates, [B, H] × G
+        new, gx = [], (gx0 + tf.concat(novel, axis=-1)) if novel else gx0
         for i in range(self.n_layers):
             if i > 0:  # the layer below's new h is this layer's input
                 gx = tf.matmul(new[-self.per_layer], kernels[i]) + self._input_bias(biases[i])
@@ -128,7 +134,7 @@ class OneStep(tf.Module):
                 c = tf.sigmoid(gf) * c + tf.sigmoid(gi) * tf.tanh(gc)
                 h = tf.sigmoid(go) * tf.tanh(c)
                 new.extend([h, c])
-        return tuple(new), h
+        return tuple(new) + tuple(novel), h
 
     def step(self, ids, states):
         """One character for every row, outside any exported function (for converters such as TFLite):
@@ -139,7 +145,7 @@ class OneStep(tf.Module):
 
     def _unstack(self, states):
         """[S, B, H] -> a tuple of S tensors [B, H]: the loops carry the states unstacked."""
-        return tuple(tf.unstack(states, num=self.n_layers * self.per_layer))
+        return tuple(tf.unstack(states, num=self.n_states))
 
     @staticmethod
     def _keep(live, new, old):

@@ -98,6 +98,18 @@ def tiny_world_run(world_corpus, tmp_path_factory) -> Path:
     return run
 
 
+@pytest.fixture(scope="session")
+def tiny_input_world_run(world_corpus, tmp_path_factory) -> Path:
+    """A tiny model given its novel at every character (world "input"), trained and exported."""
+    from train.export import export_run
+    from train.loop import train
+
+    run = tmp_path_factory.mktemp("run") / "input-world"
+    train(run, [str(world_corpus)], tiny_config(world="input", epochs=3), report=lambda s: None)
+    export_run(run, report=lambda s: None)
+    return run
+
+
 def run_python(*args, cwd=None, env=None, timeout=300, input=None) -> subprocess.CompletedProcess:
     """Run `python ARGS` in a fresh process (the repo importable, as after pip install -e .)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+WORLDS = ("none", "state", "token", "input")  # see train.network
+
 
 @dataclass
 class TrainConfig:
@@ -17,7 +19,7 @@ class TrainConfig:
     burn_in: int = 0  # extra characters fed before each window, outside the loss, so the model learns to use a warm state
     carry_state: bool = False  # truncated BPTT: batch rows are parallel streams through the text, each batch starting from the last one's final state
     batch_size: int = 256  # windows per step
-    world: str = "none"  # how the model knows its novel: "none", "state" (a learned initial state per novel) or "token" (a novel's token read first)
+    world: str = "none"  # how the model knows its novel: "none", "state" (a learned initial state per novel), "token" (a novel's token read first) or "input" (a learned vector per novel added to every character's embedding)
     book_drop: float = 0.15  # with a world: share of windows trained as "no novel", so the model also writes without one
     book_balance: float = 1.0  # windows drawn from each novel ∝ its length to this power (1: as the text comes; 0.5: short novels seen more often)
     quotes: str = "curly"  # quotation style the corpus is normalised to: "curly" (“”), "corner" (「」) or "keep"
@@ -43,6 +45,11 @@ class TrainConfig:
     val_chunk: int = 500  # characters per model call when scoring held-out text (state carried across chunks)
     val_max_chars: int = 0  # score at most this many held-out characters per file (0 = all)
 
+    @property
+    def recurrent_states(self) -> int:
+        """State vectors of the recurrent layers: one per GRU layer, two (h, c) per LSTM layer."""
+        return self.layers * (1 if self.cell == "gru" else 2)
+
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False))
 
@@ -65,8 +72,8 @@ class TrainConfig:
             raise ValueError("--holdout must be in (0, 0.5)")
         if self.burn_in < 0:
             raise ValueError("--burn-in must be 0 or more")
-        if self.world not in ("none", "state", "token"):
-            raise ValueError(f"--world must be none, state or token, not {self.world!r}")
+        if self.world not in WORLDS:
+            raise ValueError(f"--world must be one of {', '.join(WORLDS)}, not {self.world!r}")
         if not 0.0 <= self.book_drop < 1.0:
             raise ValueError("--book-drop must be in [0, 1)")
         if self.world != "none" and self.carry_state:

@@ -30,7 +30,7 @@ def epoch_batches(ids: np.ndarray, cfg: TrainConfig, epoch: int, books: np.ndarr
                   token_base: int = 0) -> tuple:
     """One epoch's (inputs, y, weight) in the order `fit` must see them (shuffle=False).
 
-    inputs is x [N, T]; with cfg.world "state" it is [x, book [N]]; with "token" each
+    inputs is x [N, T]; with cfg.world "state" or "input" it is [x, book [N]]; with "token" each
     window is x with its novel's token in front ([N, 1+T], y and weight grow alike).
     `books` [len(ids)] gives every training character's novel (1..K); `token_base` is
     the id of the "no novel" token, novel k's token is token_base + k.
@@ -42,7 +42,7 @@ def epoch_batches(ids: np.ndarray, cfg: TrainConfig, epoch: int, books: np.ndarr
     if cfg.world == "none":
         return x, y, w
     book = window_books(books, starts, cfg, epoch)
-    if cfg.world == "state":
+    if cfg.world in ("state", "input"):
         return [x, book], y, w
     token = (token_base + book)[:, None].astype(np.int32)
     join = lambda a, b: np.concatenate([a, b], axis=1)  # noqa: E731
@@ -128,14 +128,16 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def score_streams(stepper, logits_layer, streams: list[np.ndarray], n_states: int, top: int, units: int,
-                  chunk: int, start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  chunk: int, start: np.ndarray | None = None,
+                  books: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Negative log-likelihood (nats) and counts per stream, the state carried across chunks.
 
     All streams run side by side as one batch [S, chunk]. Every character is
     predicted: the first from the zero state (as a fresh reader would), each later
     one from the state after the characters before it — the same convention as the
     SavedModel's `score`. `top` is the index of the top layer's output h in the states.
-    `start` [S_streams, n_states, units] is each stream's starting state (default zeros).
+    `start` [S_streams, ≥ n_states, units] is each stream's starting state (default zeros);
+    `books` [S_streams], each stream's novel, goes to a stepper of an "input" world.
     """
     s = len(streams)
     longest = max(len(x) for x in streams)
@@ -152,7 +154,7 @@ def score_streams(stepper, logits_layer, streams: list[np.ndarray], n_states: in
     prev = np.asarray(logits_layer(states[top]), dtype=np.float32)
     for start in range(0, total, chunk):
         x = ids[:, start:start + chunk]
-        out = stepper.predict_on_batch([x, *states])
+        out = stepper.predict_on_batch([x, *states] + ([] if books is None else [books]))
         logits, states = np.asarray(out[0], dtype=np.float32), [np.asarray(a) for a in out[1:]]
         preds = np.concatenate([prev[:, None, :], logits[:, :-1, :]], axis=1)  # [S, chunk, V]
         lp = log_softmax(preds)

@@ -2,6 +2,7 @@
 
     python -m train.evaluate --model DIR FILE_OR_DIR... [--tail 0.05] [--book auto|none|NAME] [--exact] [--json]
     python -m train.evaluate --worlds [--model DIR] [--book auto|none] [--json]
+    python -m train.evaluate --format [--model DIR] [--json]
 
 Files get the same reading and cleaning as training. Each file is one stream: it is
 scored in chunks with the state carried from one chunk to the next (no reset every
@@ -13,7 +14,8 @@ as a story would: --book auto (default) picks it from the names in the text's fi
 --json, exactly one JSON object is printed on stdout: nats_per_char, bits_per_char,
 perplexity, chars (totals) and files (per file, with the novel it started in).
 It scores with the runtime users get (int8 unless RUNTIME=float32); --exact with the
-SavedModel's float32 graph. --worlds measures instead how often stories wander into other novels (train.worlds).
+SavedModel's float32 graph. --worlds measures instead how often stories wander into other
+novels, --format what a printed book would not have in them (both: train.worlds).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from train.corpus import CorpusError, read_corpus, split_tail
-from train.worlds import world_consistency
+from train.worlds import format_check, world_consistency
 
 LN2 = math.log(2.0)
 
@@ -113,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="the novel each text starts in: auto (from its names), none, or a novel's name")
     ap.add_argument("--worlds", action="store_true",
                     help="measure how often continuations name characters of other novels (no files needed)")
+    ap.add_argument("--format", action="store_true",
+                    help="count □, 「」 and hard-wrapped lines in 100 continuations (no files needed)")
     ap.add_argument("--model", help="SavedModel directory (default: the shipped model)")
     ap.add_argument("--tail", type=float, default=None, help="score only this last fraction of each file")
     ap.add_argument("--chunk", type=int, default=1000, help="characters per model call")
@@ -135,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         book = model.resolve_book(args.book) if args.book != "auto" else "auto"
         if args.worlds:
             return print_worlds(world_consistency(model, book), args.json)
+        if args.format:
+            return print_format(format_check(model), args.json)
         if not args.paths:
             raise ValueError("give the files to score (or --worlds)")
         novels = read_corpus(args.paths, report=log)
@@ -152,6 +158,18 @@ def main(argv: list[str] | None = None) -> int:
               f"perplexity {f['perplexity']:.1f}, {f['chars']:,} chars")
     print(f"total: {result['nats_per_char']:.4f} nats/char, {result['bits_per_char']:.4f} bits/char, "
           f"perplexity {result['perplexity']:.1f}, {result['chars']:,} chars")
+    return 0
+
+
+def print_format(result: dict, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    for text in result["flagged"]:
+        print(text, end="\n\n")
+    print(f"{result['samples']} continuations × {result['length']} chars at temperature {result['temperature']}: "
+          f"{result['missing_glyph']} missing-glyph marks, {result['corner_quotes']} corner quotes, "
+          f"{result['wrapped_runs']} hard-wrapped runs")
     return 0
 
 

@@ -158,12 +158,14 @@ def validate(cfg: TrainConfig, stepper, val_ids: list[np.ndarray], start: np.nda
     """
     keep = [i for i, v in enumerate(val_ids) if len(v)]
     streams = [val_ids[i][: cfg.val_max_chars] if cfg.val_max_chars else val_ids[i] for i in keep]
-    begin = None
+    begin = books = None
     if start is not None and cfg.world != "none":
-        begin = start[[i + 1 if use_books else 0 for i in keep]]
+        rows = [i + 1 if use_books else 0 for i in keep]
+        begin = start[rows]
+        books = np.array(rows, np.int32) if cfg.world == "input" else None
     nll, counts = score_streams(
-        stepper, stepper.get_layer("logits"), streams, n_states=len(stepper.inputs) - 1,
-        top=network.top_state_index(cfg), units=cfg.units, chunk=cfg.val_chunk, start=begin)
+        stepper, stepper.get_layer("logits"), streams, n_states=cfg.recurrent_states,
+        top=network.top_state_index(cfg), units=cfg.units, chunk=cfg.val_chunk, start=begin, books=books)
     return float(nll.sum() / counts.sum()), int(counts.sum())
 
 

@@ -15,8 +15,12 @@ With `world="state"` the training model takes a second input, the novel of each 
 [B] (0 = none), and starts every layer from a learned state for that novel: a
 "book_state" embedding [K+1, S*units] through tanh. With `world="token"` the novels
 are characters of their own (appended to the vocabulary) read before each window, and
-nothing here changes. Either way `book_start_states` gives the state each novel
-starts from, which the SavedModel stores as a table.
+nothing here changes. With `world="input"` the model also takes the novel of each window,
+and a learned vector per novel ("book_input" [K+1, E], zeros at first) is added to every
+character's embedding: the novel is given at every step, so it cannot fade from the state
+the way a token read once can. Either way `book_start_states` gives the state each novel
+starts from, which the SavedModel stores as a table; for "input" that table also carries
+the novel's vector projected into layer 0's gates (G extra rows of [units], see there).
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ def build_layers(cfg: TrainConfig, vocab_size: int, n_books: int = 0) -> dict[st
         layers["book_state"] = keras.layers.Embedding(
             n_books + 1, cfg.layers * states_per_layer(cfg) * cfg.units, name="book_state",
             embeddings_initializer=keras.initializers.RandomNormal(stddev=0.01))
+    if cfg.world == "input":  # row 0: no novel; zeros, so a parent's weights start unchanged
+        layers["book_input"] = keras.layers.Embedding(n_books + 1, cfg.embedding_dim, name="book_input",
+                                                      embeddings_initializer="zeros")
     for i in range(cfg.layers):
         layers[f"rnn_{i}"] = rnn(cfg.units, return_sequences=True, return_state=True, name=f"rnn_{i}")
         layers[f"dropout_{i}"] = keras.layers.Dropout(cfg.dropout, name=f"dropout_{i}")
@@ -41,15 +48,21 @@ def build_layers(cfg: TrainConfig, vocab_size: int, n_books: int = 0) -> dict[st
     return layers
 
 
+BOOK_INPUT = ("state", "input")  # worlds whose training model takes the novel of each window as a second input
+
+
 def states_per_layer(cfg: TrainConfig) -> int:
-    return 1 if cfg.cell == "gru" else 2
+    return cfg.recurrent_states // cfg.layers
 
 
-def forward(cfg: TrainConfig, layers: dict, ids, states=None, training=None):
-    """ids [B, T] (and optional starting states) → (logits [B, T, V], final states): the one
-    pass every model here is made of, on symbolic inputs (functional models) or real ones."""
+def forward(cfg: TrainConfig, layers: dict, ids, states=None, training=None, book=None):
+    """ids [B, T] (and optional starting states; the novel of each row [B] in an "input" world)
+    → (logits [B, T, V], final states): the one pass every model here is made of, on symbolic
+    inputs (functional models) or real ones."""
     k = states_per_layer(cfg)
     x = layers["embedding"](ids)
+    if book is not None:
+        x = x + keras.ops.expand_dims(layers["book_input"](book), 1)  # [B, 1, E]: the same at every step
     final = []
     for i in range(cfg.layers):
         start = None if states is None else list(states[i * k:(i + 1) * k])
@@ -67,9 +80,11 @@ def book_states(cfg: TrainConfig, layers: dict, book) -> list:
 
 def training_model(cfg: TrainConfig, layers: dict) -> keras.Model:
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
-    if cfg.world != "state":
+    if cfg.world not in BOOK_INPUT:
         return keras.Model(ids, forward(cfg, layers, ids)[0], name="char_rnn")
     book = keras.Input(shape=(), dtype="int32", name="book")
+    if cfg.world == "input":
+        return keras.Model([ids, book], forward(cfg, layers, ids, book=book)[0], name="char_rnn")
     return keras.Model([ids, book], forward(cfg, layers, ids, book_states(cfg, layers, book))[0], name="char_rnn")
 
 
@@ -102,11 +117,16 @@ class CarriedStateModel(keras.Model):
 
 
 def stepper(cfg: TrainConfig, layers: dict) -> keras.Model:
+    """[ids [B, T], *states (each [B, units]), and in an "input" world book [B]] → [logits, *states]."""
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     states_in = [keras.Input(shape=(cfg.units,), name=f"state_{j}")
                  for j in range(cfg.layers * states_per_layer(cfg))]
-    logits, states_out = forward(cfg, layers, ids, states_in)
-    return keras.Model([ids, *states_in], [logits, *states_out], name="char_rnn_stepper")
+    if cfg.world != "input":
+        logits, states_out = forward(cfg, layers, ids, states_in)
+        return keras.Model([ids, *states_in], [logits, *states_out], name="char_rnn_stepper")
+    book = keras.Input(shape=(), dtype="int32", name="book")
+    logits, states_out = forward(cfg, layers, ids, states_in, book=book)
+    return keras.Model([ids, *states_in, book], [logits, *states_out], name="char_rnn_stepper")
 
 
 def build(cfg: TrainConfig, vocab_size: int, n_books: int = 0) -> tuple[keras.Model, keras.Model]:
@@ -125,11 +145,20 @@ def book_start_states(cfg: TrainConfig, model: keras.Model, n_books: int, token_
     """float32 [K+1, S, units]: the state each novel starts from (row 0: no novel).
 
     "none": zeros (one row); "state": the learned table through tanh; "token": the
-    state after reading the novel's token from the zero state.
+    state after reading the novel's token from the zero state; "input": zeros for the
+    S recurrent states, then G more rows (G = gates: 3 GRU, 4 LSTM) holding the novel's
+    vector through layer 0's input kernel, [G*units] cut in rows of [units]. The SavedModel
+    carries those rows with the state and adds them to layer 0's gates at every character,
+    so a story's state says which novel it is in, wherever the state goes.
     """
     n_states = cfg.layers * states_per_layer(cfg)
     if cfg.world == "none":
         return np.zeros((1, n_states, cfg.units), np.float32)
+    if cfg.world == "input":
+        vectors = np.asarray(model.get_layer("book_input").get_weights()[0], np.float32)  # [K+1, E]
+        kernel = np.asarray(model.get_layer("rnn_0").get_weights()[0], np.float32)  # [E, G*units]
+        gates = (vectors @ kernel).reshape(n_books + 1, -1, cfg.units)  # [K+1, G, units]
+        return np.concatenate([np.zeros((n_books + 1, n_states, cfg.units), np.float32), gates], axis=1)
     if cfg.world == "state":
         table = model.get_layer("book_state").get_weights()[0]  # [K+1, S*units]
         return np.tanh(table).reshape(n_books + 1, n_states, cfg.units).astype(np.float32)

@@ -13,7 +13,7 @@ known character exactly the parent's probability. The child keeps the parent's w
 unless --world says otherwise. Novel tokens (world "token") read as the parent's token
 of the novel with the same name, or as its "no novel" token for a novel it did not
 know: a fine-tune on your own novel starts from how the parent writes with no novel
-given. A "state" world's table starts fresh. The parent is recorded in RUN/parent.json
+given. A "state" world's table and an "input" world's vectors start fresh. The parent is recorded in RUN/parent.json
 and in the exported card.
 """
 
@@ -49,7 +49,7 @@ class Parent:
     path: Path
     name: str  # the run directory's or the card's name
     architecture: dict  # cell, layers, units, embedding_dim
-    world: str  # "none", "state" or "token"
+    world: str  # "none", "state", "token" or "input"
     chars: list[str]  # the vocabulary, [UNK] first
     books: list[str]  # the names of its novels 1..K
     weights: dict  # by role, as network.export_weights gives them (float32)

@@ -120,3 +120,54 @@ def test_worlds_measurement_and_book_flags_on_the_command_line(tiny_world_run, w
     assert picked.returncode == 0 and "[天龙]" in picked.stderr and picked.stdout.startswith("乔峰")
     bad = run_python("-m", "model", "乔峰", "--model", model, "--book", "红楼梦")
     assert bad.returncode == 2 and "天龙" in bad.stderr
+    marks = json.loads(run_python("-m", "train.evaluate", "--format", "--model", model, "--json").stdout)
+    assert marks["samples"] == 100 and marks["length"] == 600
+    assert all(marks[k] >= 0 for k in ("missing_glyph", "corner_quotes", "wrapped_runs"))
+
+
+@pytest.mark.parametrize("runtime", ["int8", "float32"])
+def test_a_novel_given_at_every_character_travels_in_the_state(tiny_input_world_run, runtime):
+    """World "input": the novel's vector rides in G extra state rows, so scoring and
+    continuing need nothing but the state, and the artifact agrees with the Keras stepper."""
+    from train import network
+    from train.config import TrainConfig
+    from train.data import score_streams
+    from train.vocab import Vocabulary
+
+    m = load(tiny_input_world_run / "saved_model", runtime=runtime)
+    cfg = TrainConfig.load(tiny_input_world_run / "config.json")
+    assert m.world == "input" and m.num_states == cfg.layers + 3  # GRU: 3 gates' worth of novel rows
+    a, b, none = (m.initial_state(1, book) for book in (*WORLD_CASTS, None))
+    assert not a[:cfg.layers].any() and not b[:cfg.layers].any()  # the recurrent states start at zero
+    assert not np.allclose(a[cfg.layers:], b[cfg.layers:])  # the novels differ (trained away from zeros)
+    text = "　　乔峰在少林寺说道：“阿朱，点头。”"
+    nll, _, after = m.score([text], a)
+    np.testing.assert_array_equal(after[cfg.layers:], a[cfg.layers:])  # carried unchanged
+    vocab = Vocabulary.load(tiny_input_world_run / "vocab.json")
+    model, stepper = network.build(cfg, len(vocab), len(WORLD_CASTS))
+    model.load_weights(tiny_input_world_run / "best.weights.h5")
+    for layer in model.layers:  # the artifact stores float16
+        layer.set_weights([w.astype(np.float16).astype(np.float32) for w in layer.get_weights()])
+    assert m.card["book_strength"] == 2.0  # the export's default: each novel's vector doubled, "no novel" as trained
+    vectors = model.get_layer("book_input").get_weights()[0]
+    model.get_layer("book_input").set_weights([np.concatenate([vectors[:1], 2.0 * vectors[1:]])])
+    expected, _ = score_streams(stepper, stepper.get_layer("logits"), [vocab.encode(text)], cfg.layers,
+                                network.top_state_index(cfg), cfg.units, chunk=7, books=np.array([1], np.int32))
+    np.testing.assert_allclose(nll, expected, rtol=1e-4 if runtime == "float32" else 0.02)
+    assert m.score([text], b)[0][0] != nll[0]
+    whole, _ = m.generate(["乔峰"], length=40, temperature=0.9, seed=3)
+    first, states = m.generate(["乔峰"], length=20, temperature=0.9, seed=3)
+    second, _ = m.generate([""], states, length=20, temperature=0.9, seed=3, step=20)
+    assert first[0] + second[0] == whole[0]
+
+
+def test_format_defects_count_what_a_printed_book_would_not_have():
+    from train.worlds import format_defects
+
+    book = "　　乔峰道：“走吧。”\n　　阿朱点了点头，跟着他出了门，两人向北而去，一路无话。\n"
+    assert format_defects(book) == {"missing_glyph": 0, "corner_quotes": 0, "wrapped_runs": 0}
+    wrapped = "　　乔峰走进客栈，\n　　只见店中坐着\n　　七八条汉子，\n　　都在喝酒\n未完"
+    assert format_defects(wrapped)["wrapped_runs"] == 1
+    talk = "　　“走！”\n　　“去哪？”\n　　“北边。”\n未完"  # short lines of dialogue are a book's own
+    assert format_defects(talk)["wrapped_runs"] == 0
+    assert format_defects("他说「好」，□〓") == {"missing_glyph": 2, "corner_quotes": 2, "wrapped_runs": 0}
