@@ -4,7 +4,9 @@
     (probs,), states = step(ids, feed, states, inv_temperature, ("probs",))
 
 Inputs: ids int64 [B], feed bool [B], states (S arrays float32 [B, H]), inv_temperature
-float32 [B]. Each call first feeds `ids` to the rows where `feed` is true (the others
+float32 [B]; a world "input" model's G novel rows of the state go into the graph as one
+input "novel" [B, G*H] and come back as they went in (they never change).
+Each call first feeds `ids` to the rows where `feed` is true (the others
 keep their state), then gives what comes next from the new states: "logits" [B, V']
 and "probs" = softmax(logits / temperature + never mask) [B, V'], with V' the
 vocabulary padded with -inf logits to whole blocks of `model.sampling.draw`. Reading
@@ -109,9 +111,10 @@ def build_step(weights: dict, cell: str, never_mask: np.ndarray, matmul: str = "
         gathered = g.op("Cast", g.op("Gather", g.const("table_q", table_q), "ids"), to=1)
         gx = g.op("Mul", gathered, g.op("Gather", g.const("table_scale", table_scale[:, None]), "ids"))  # [B, G*H]
 
-    old = [f"state{i}" for i in range(n_states)]  # [B, H] each
-    if n_states > n_recurrent:  # the novel's share of layer 0's gates, carried in the state
-        gx = g.op("Add", gx, g.op("Concat", *old[n_recurrent:], axis=1))
+    old = [f"state{i}" for i in range(n_recurrent)]  # [B, H] each
+    novel = n_states > n_recurrent  # world "input": the novel's share of layer 0's gates [B, G*H], an input of its own
+    if novel:
+        gx = g.op("Add", gx, "novel")
     axis1 = g.const("axis1", np.array([1], np.int64))
     keep = g.op("Unsqueeze", "feed", axis1)  # [B, 1]: rows fed this step take their new state
     new = []
@@ -147,15 +150,15 @@ def build_step(weights: dict, cell: str, never_mask: np.ndarray, matmul: str = "
                   g.const("never", np.pad(never_mask, (0, padded - vocab))))
     g.output(logits, "logits")
     g.output(g.op("Softmax", scaled, axis=1), "probs")
-    new += [g.op("Identity", s) for s in old[n_recurrent:]]  # the novel rows go on unchanged
     for i, state in enumerate(new):
         g.output(state, f"new_state{i}")
 
     return g.model(f"onestep_{matmul}",
                    [("ids", INT64, ["B"]), ("feed", BOOL, ["B"]), ("inv_temperature", FLOAT, ["B"]),
-                    *[(f"state{i}", FLOAT, ["B", units]) for i in range(n_states)]],
+                    *[(f"state{i}", FLOAT, ["B", units]) for i in range(n_recurrent)],
+                    *([("novel", FLOAT, ["B", (n_states - n_recurrent) * units])] if novel else [])],
                    [("logits", FLOAT, ["B", padded]), ("probs", FLOAT, ["B", padded]),
-                    *[(f"new_state{i}", FLOAT, ["B", units]) for i in range(n_states)]])
+                    *[(f"new_state{i}", FLOAT, ["B", units]) for i in range(n_recurrent)]])
 
 
 def session(model: bytes, threads: int = 0):
@@ -177,7 +180,9 @@ class Int8Step:
                  kernels: tuple[str, ...] = ("gemv", "gemm")):
         self.sessions = {kind: session(build_step(weights, cell, never_mask, kind), threads) for kind in kernels}
         self.num_states = int(np.shape(weights["book_states"])[1])
-        self.state_names = [f"new_state{i}" for i in range(self.num_states)]
+        self.recurrent = len(weights["rnn"]) * (1 if cell == "gru" else 2)
+        self.state_names = [f"new_state{i}" for i in range(self.recurrent)]
+        self._novel = ((), None)  # (the novel rows last given, them side by side [B, G*H]): joined once per story
 
     def session(self, rows: int):
         if len(self.sessions) == 1:
@@ -188,6 +193,17 @@ class Int8Step:
                  outputs: tuple[str, ...] = ("probs",)) -> tuple[list[np.ndarray], list[np.ndarray]]:
         feeds = {"ids": ids.astype(np.int64, copy=False), "feed": feed.astype(bool, copy=False),
                  "inv_temperature": inv_temperature}
-        feeds.update({f"state{i}": s for i, s in enumerate(states)})
+        feeds.update({f"state{i}": s for i, s in enumerate(states[:self.recurrent])})
+        novel = states[self.recurrent:]  # world "input": constant through a story, so not an output
+        if novel:
+            feeds["novel"] = self._joined(novel)
         got = self.session(len(ids)).run(list(outputs) + self.state_names, feeds)
-        return got[:len(outputs)], got[len(outputs):]
+        return got[:len(outputs)], got[len(outputs):] + list(novel)
+
+    def _joined(self, novel: list) -> np.ndarray:
+        """The G novel rows [B, H] as one input [B, G*H], joined again only when they change."""
+        given, joined = self._novel
+        if len(given) != len(novel) or any(a is not b for a, b in zip(given, novel)):
+            joined = np.ascontiguousarray(np.concatenate(novel, axis=1), np.float32)
+            self._novel = (tuple(novel), joined)
+        return joined

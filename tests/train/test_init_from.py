@@ -143,3 +143,20 @@ def test_novel_tokens_start_from_the_same_novel_or_from_no_novel(world_corpus, t
     np.testing.assert_array_equal(child["embedding"][token(1)], emb[row[book_token(2)]])  # 射雕: the parent's 射雕
     np.testing.assert_array_equal(child["embedding"][token(2)], emb[row[book_token(0)]])  # 倚天: "no novel"
     np.testing.assert_array_equal(child["embedding"][token(0)], emb[row[book_token(0)]])
+
+
+def test_fine_tune_from_a_saved_model_that_gets_its_novel_at_every_character(tiny_input_world_run, new_corpus,
+                                                                                tmp_path):
+    """The shipped model's kind (world "input"): the child keeps the world, its novels' vectors start fresh."""
+    from model import load
+
+    source = tiny_input_world_run / "saved_model"
+    cfg = fine_tune_config({"init_from": str(source), "epochs": 1, "batch_size": 16, "seq_len": 32, "val_chunk": 64,
+                            "dropout": 0.0}, load_parent(source))
+    assert cfg.world == "input"
+    result = train(tmp_path / "child", [str(new_corpus)], cfg, report=quiet)
+    assert result["best_val_nats_per_char"] < result["val_nats_at_start"]
+    child = load(export_run(tmp_path / "child", report=quiet))
+    assert child.world == "input" and child.books.names == ["倚天"] and child.num_states == cfg.layers + 3
+    texts, states = child.generate(["张无忌"], length=10, seed=1)
+    assert len(texts[0]) == 10 and states.shape == (cfg.layers + 3, 1, cfg.units)
