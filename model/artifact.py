@@ -122,10 +122,13 @@ class CharModel:
     def weights(self) -> dict:
         """The artifact's weights by role, as NumPy arrays (float16, as stored)."""
         saved = self._m
-        return {"embedding": saved.embedding.numpy(), "dense_kernel": saved.dense_kernel.numpy(),
-                "dense_bias": saved.dense_bias.numpy(), "book_states": saved.book_states.numpy(),
-                "rnn": [{"kernel": k.numpy(), "recurrent": r.numpy(), "bias": b.numpy()}
-                        for k, r, b in zip(saved.kernels, saved.recurrents, saved.biases)]}
+        weights = {"embedding": saved.embedding.numpy(), "dense_kernel": saved.dense_kernel.numpy(),
+                   "dense_bias": saved.dense_bias.numpy(), "book_states": saved.book_states.numpy(),
+                   "rnn": [{"kernel": k.numpy(), "recurrent": r.numpy(), "bias": b.numpy()}
+                           for k, r, b in zip(saved.kernels, saved.recurrents, saved.biases)]}
+        if hasattr(saved, "book_gates"):  # world "input" (see model.onestep)
+            weights["book_gates"] = saved.book_gates.numpy()
+        return weights
 
     def chars(self) -> list[str]:
         return [c.decode("utf-8") for c in self._m.vocab.numpy()]

@@ -4,8 +4,8 @@
     (probs,), states = step(ids, feed, states, inv_temperature, ("probs",))
 
 Inputs: ids int64 [B], feed bool [B], states (S arrays float32 [B, H]), inv_temperature
-float32 [B]; a world "input" model's G novel rows of the state go into the graph as one
-input "novel" [B, G*H] and come back as they went in (they never change).
+float32 [B]; a world "input" model's last state row (the novel's id in column 0) becomes
+that novel's share of layer 0's gates, input "novel" [B, G*H], and comes back as it went in.
 Each call first feeds `ids` to the rows where `feed` is true (the others
 keep their state), then gives what comes next from the new states: "logits" [B, V']
 and "probs" = softmax(logits / temperature + never mask) [B, V'], with V' the
@@ -98,7 +98,7 @@ def build_step(weights: dict, cell: str, never_mask: np.ndarray, matmul: str = "
     units = int(rnn[0]["recurrent"].shape[0])
     per_layer = 1 if cell == "gru" else 2
     n_recurrent = len(rnn) * per_layer
-    n_states = int(np.shape(weights["book_states"])[1])  # + G novel rows in a world "input" (see model.onestep)
+    n_states = int(np.shape(weights["book_states"])[1])  # + 1 novel row in a world "input" (see model.onestep)
     f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
     input_bias = lambda b: f32(b)[0] if cell == "gru" else f32(b)  # noqa: E731  (GRU [2, 3H]: input row first)
 
@@ -112,7 +112,7 @@ def build_step(weights: dict, cell: str, never_mask: np.ndarray, matmul: str = "
         gx = g.op("Mul", gathered, g.op("Gather", g.const("table_scale", table_scale[:, None]), "ids"))  # [B, G*H]
 
     old = [f"state{i}" for i in range(n_recurrent)]  # [B, H] each
-    novel = n_states > n_recurrent  # world "input": the novel's share of layer 0's gates [B, G*H], an input of its own
+    novel = n_states > n_recurrent  # world "input": the novel's share of layer 0's gates [B, G*H], an input
     if novel:
         gx = g.op("Add", gx, "novel")
     axis1 = g.const("axis1", np.array([1], np.int64))
@@ -156,7 +156,7 @@ def build_step(weights: dict, cell: str, never_mask: np.ndarray, matmul: str = "
     return g.model(f"onestep_{matmul}",
                    [("ids", INT64, ["B"]), ("feed", BOOL, ["B"]), ("inv_temperature", FLOAT, ["B"]),
                     *[(f"state{i}", FLOAT, ["B", units]) for i in range(n_recurrent)],
-                    *([("novel", FLOAT, ["B", (n_states - n_recurrent) * units])] if novel else [])],
+                    *([("novel", FLOAT, ["B", np.shape(weights["book_gates"])[1]])] if novel else [])],
                    [("logits", FLOAT, ["B", padded]), ("probs", FLOAT, ["B", padded]),
                     *[(f"new_state{i}", FLOAT, ["B", units]) for i in range(n_recurrent)]])
 
@@ -182,7 +182,8 @@ class Int8Step:
         self.num_states = int(np.shape(weights["book_states"])[1])
         self.recurrent = len(weights["rnn"]) * (1 if cell == "gru" else 2)
         self.state_names = [f"new_state{i}" for i in range(self.recurrent)]
-        self._novel = ((), None)  # (the novel rows last given, them side by side [B, G*H]): joined once per story
+        self.book_gates = np.asarray(weights.get("book_gates", np.zeros((1, 0))), np.float32)  # [K+1, G*H]
+        self._novel = (None, None)  # (the novel row last given, its gates [B, G*H]): looked up once per story
 
     def session(self, rows: int):
         if len(self.sessions) == 1:
@@ -196,14 +197,15 @@ class Int8Step:
         feeds.update({f"state{i}": s for i, s in enumerate(states[:self.recurrent])})
         novel = states[self.recurrent:]  # world "input": constant through a story, so not an output
         if novel:
-            feeds["novel"] = self._joined(novel)
+            feeds["novel"] = self._gates(novel[0])
         got = self.session(len(ids)).run(list(outputs) + self.state_names, feeds)
         return got[:len(outputs)], got[len(outputs):] + list(novel)
 
-    def _joined(self, novel: list) -> np.ndarray:
-        """The G novel rows [B, H] as one input [B, G*H], joined again only when they change."""
-        given, joined = self._novel
-        if len(given) != len(novel) or any(a is not b for a, b in zip(given, novel)):
-            joined = np.ascontiguousarray(np.concatenate(novel, axis=1), np.float32)
-            self._novel = (tuple(novel), joined)
-        return joined
+    def _gates(self, row: np.ndarray) -> np.ndarray:
+        """The novel row [B, H] (ids in column 0) -> each row's novel gates [B, G*H], looked up
+        again only when another row is given (the loops pass the same one on, step after step)."""
+        given, gates = self._novel
+        if row is not given:
+            gates = self.book_gates[row[:, 0].astype(np.int64)]
+            self._novel = (row, gates)
+        return gates

@@ -17,9 +17,10 @@ The contract (every function has a fixed input signature):
         -> {"nll": float64 [B], "chars": int32 [B], "states": float32 [S, B, H]}
 
 S is the number of state vectors (one per GRU layer, two per LSTM layer) and H the
-units per layer; a model of world "input" has G more rows (G = 3 gates for GRU, 4 for LSTM):
-its novel's vector projected into layer 0's gates [G*H], added to them at every character
-and carried unchanged, so the state alone says which novel a story is in.
+units per layer; a model of world "input" has one more row, carried unchanged, whose first
+value is the story's novel id: that novel's vector projected into layer 0's gates
+(`book_gates` [K+1, G*H]) is added to them at every character, so the state alone says
+which novel a story is in.
 `generate` first reads each prompt (an empty prompt continues from the states as they
 are), then samples `length` characters; the returned states have read every sampled
 character, so a later call continues exactly where this one stopped. Sampling noise for
@@ -58,7 +59,7 @@ class OneStep(tf.Module):
         self.units = int(weights["rnn"][0]["recurrent"].shape[0])
         self.per_layer = 1 if cell == "gru" else 2
         self.n_recurrent = self.n_layers * self.per_layer
-        self.n_states = int(np.shape(weights["book_states"])[1])  # n_recurrent, + G novel rows (world "input")
+        self.n_states = int(np.shape(weights["book_states"])[1])  # n_recurrent, + 1 novel row (world "input")
         vocab_size = len(chars)
 
         store = lambda a: tf.Variable(np.asarray(a), dtype=dtype, trainable=False)  # noqa: E731
@@ -71,6 +72,8 @@ class OneStep(tf.Module):
         # [K+1, S, H] float32: the state each novel starts from (row 0: no novel). Small, and read
         # once per story, so kept exact.
         self.book_states = tf.Variable(np.asarray(weights["book_states"], np.float32), trainable=False)
+        if self.n_states > self.n_recurrent:  # [K+1, G*H]: each novel's share of layer 0's gates
+            self.book_gates = store(weights["book_gates"])
 
         self.vocab = tf.Variable(chars, dtype=tf.string, trainable=False)
         first = {}  # a character listed twice (a text character that is also a novel's token) reads as its first id
@@ -114,8 +117,10 @@ class OneStep(tf.Module):
         """One character for every row: layer 0's input projection gx0 [B, G*H] and the states
         (a tuple of S tensors [B, H]) -> (new states tuple, top h [B, H])."""
         kernels, recurrents, biases, _, _ = w
-        novel = states[self.n_recurrent:]  # world "input": the novel's share of layer 0's gates, [B, H] × G
-        new, gx = [], (gx0 + tf.concat(novel, axis=-1)) if novel else gx0
+        novel = states[self.n_recurrent:]  # world "input": ([B, H], the novel's id in column 0)
+        new, gx = [], gx0
+        if novel:
+            gx += tf.cast(tf.gather(self.book_gates, tf.cast(novel[0][:, 0], tf.int32)), COMPUTE)
         for i in range(self.n_layers):
             if i > 0:  # the layer below's new h is this layer's input
                 gx = tf.matmul(new[-self.per_layer], kernels[i]) + self._input_bias(biases[i])

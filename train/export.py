@@ -38,6 +38,8 @@ def pack(weights: dict, path: Path, bits: int = 16) -> None:
     with per-channel float32 scales (model.quant)."""
     flat = {"embedding": weights["embedding"], "dense_kernel": weights["dense_kernel"],
             "dense_bias": weights["dense_bias"], "book_states": weights["book_states"]}
+    if "book_gates" in weights:  # world "input"; float16 like the other vectors
+        flat["book_gates"] = weights["book_gates"]
     for i, layer in enumerate(weights["rnn"]):
         for k, v in layer.items():
             flat[f"rnn_{i}_{k}"] = v
@@ -70,8 +72,11 @@ def unpack(path: Path) -> dict:
     units = rnn[0]["recurrent"].shape[0]
     per_layer = 1 if rnn[0]["bias"].ndim == 2 else 2  # GRU biases are [2, 3H] (one state), LSTM's [4H] (h, c)
     books = z["book_states"] if "book_states" in z.files else np.zeros((1, n * per_layer, units), np.float16)
-    return {"embedding": get("embedding"), "dense_kernel": get("dense_kernel"), "dense_bias": z["dense_bias"],
-            "rnn": rnn, "book_states": books}
+    weights = {"embedding": get("embedding"), "dense_kernel": get("dense_kernel"), "dense_bias": z["dense_bias"],
+               "rnn": rnn, "book_states": books}
+    if "book_gates" in z.files:
+        weights["book_gates"] = z["book_gates"]
+    return weights
 
 
 def run_books(run: Path) -> dict:
@@ -100,7 +105,7 @@ def run_weights(run: Path, cfg: TrainConfig, vocab_size: int) -> dict:
 def make_card(run: Path, cfg: TrainConfig, vocab: Vocabulary, weights: dict) -> dict:
     report = json.loads((run / "report.json").read_text()) if (run / "report.json").exists() else {}
     corpus = json.loads((run / "corpus.json").read_text())["files"]
-    params = sum(int(np.prod(a.shape)) for k, a in weights.items() if k not in ("rnn", "book_states"))
+    params = sum(int(np.prod(a.shape)) for k, a in weights.items() if k not in ("rnn", "book_states", "book_gates"))
     if cfg.world == "state":  # learned parameters; a token world's states are derived, not learned
         params += int(np.prod(weights["book_states"].shape))
     if cfg.world == "input":  # the learned vectors [K+1, E]; the table's rows are derived from them
@@ -166,13 +171,13 @@ BOOK_STRENGTH = 2.0
 
 
 def strengthen_books(weights: dict, cfg: TrainConfig, strength: float) -> dict:
-    """World "input": the start table with each novel's rows (layer 0's gate share, not the
-    recurrent states, not row 0 "no novel") times `strength`; other worlds unchanged."""
+    """World "input": each novel's share of layer 0's gates (not row 0, "no novel") times
+    `strength`; other worlds unchanged."""
     if cfg.world != "input" or strength == 1.0:
         return weights
-    table = np.array(weights["book_states"], np.float32)  # [K+1, S+G, units]
-    table[1:, cfg.recurrent_states:] *= strength
-    return {**weights, "book_states": table}
+    gates = np.array(weights["book_gates"], np.float32)  # [K+1, G*units]
+    gates[1:] *= strength
+    return {**weights, "book_gates": gates}
 
 
 def export_run(run: Path, out: Path | None = None, evaluate: bool = False, report=print,

@@ -19,8 +19,9 @@ nothing here changes. With `world="input"` the model also takes the novel of eac
 and a learned vector per novel ("book_input" [K+1, E], zeros at first) is added to every
 character's embedding: the novel is given at every step, so it cannot fade from the state
 the way a token read once can. Either way `book_start_states` gives the state each novel
-starts from, which the SavedModel stores as a table; for "input" that table also carries
-the novel's vector projected into layer 0's gates (G extra rows of [units], see there).
+starts from, which the SavedModel stores as a table; for "input" the state has one more
+row, whose first value is the novel's id, and `book_gates` the novels' vectors projected
+into layer 0's gates, which the SavedModel adds at every character.
 """
 
 from __future__ import annotations
@@ -146,19 +147,18 @@ def book_start_states(cfg: TrainConfig, model: keras.Model, n_books: int, token_
 
     "none": zeros (one row); "state": the learned table through tanh; "token": the
     state after reading the novel's token from the zero state; "input": zeros for the
-    S recurrent states, then G more rows (G = gates: 3 GRU, 4 LSTM) holding the novel's
-    vector through layer 0's input kernel, [G*units] cut in rows of [units]. The SavedModel
-    carries those rows with the state and adds them to layer 0's gates at every character,
-    so a story's state says which novel it is in, wherever the state goes.
+    S recurrent states, then one more row whose first value is the novel's id (the rest
+    zeros): the SavedModel carries it with the state and adds that novel's `book_gates` to
+    layer 0's gates at every character, so a story's state says which novel it is in,
+    wherever the state goes (4 KiB more per state, not a copy of the vector).
     """
     n_states = cfg.layers * states_per_layer(cfg)
     if cfg.world == "none":
         return np.zeros((1, n_states, cfg.units), np.float32)
     if cfg.world == "input":
-        vectors = np.asarray(model.get_layer("book_input").get_weights()[0], np.float32)  # [K+1, E]
-        kernel = np.asarray(model.get_layer("rnn_0").get_weights()[0], np.float32)  # [E, G*units]
-        gates = (vectors @ kernel).reshape(n_books + 1, -1, cfg.units)  # [K+1, G, units]
-        return np.concatenate([np.zeros((n_books + 1, n_states, cfg.units), np.float32), gates], axis=1)
+        table = np.zeros((n_books + 1, n_states + 1, cfg.units), np.float32)
+        table[:, n_states, 0] = np.arange(n_books + 1)  # the novel's id, exact in float32
+        return table
     if cfg.world == "state":
         table = model.get_layer("book_state").get_weights()[0]  # [K+1, S*units]
         return np.tanh(table).reshape(n_books + 1, n_states, cfg.units).astype(np.float32)
@@ -169,12 +169,19 @@ def book_start_states(cfg: TrainConfig, model: keras.Model, n_books: int, token_
     return np.stack([np.asarray(keras.ops.convert_to_numpy(s), np.float32) for s in final], axis=1)
 
 
+def book_gates(model: keras.Model) -> np.ndarray:
+    """float32 [K+1, G*units]: each novel's vector (world "input") through layer 0's input kernel."""
+    vectors = np.asarray(model.get_layer("book_input").get_weights()[0], np.float32)  # [K+1, E]
+    return vectors @ np.asarray(model.get_layer("rnn_0").get_weights()[0], np.float32)  # [E, G*units]
+
+
 def export_weights(cfg: TrainConfig, model: keras.Model, n_books: int = 0, token_base: int = 0) -> dict:
     """Plain NumPy weights by role, the form `model.onestep` builds a SavedModel from.
 
     embedding [V, E]; per layer kernel [in, G*units], recurrent [units, G*units],
     bias [2, 3*units] (GRU, input and recurrent biases) or [4*units] (LSTM); dense
-    kernel [units, V] and bias [V]; book_states [K+1, S, units] (see book_start_states).
+    kernel [units, V] and bias [V]; book_states [K+1, S, units] (see book_start_states); for
+    world "input" also book_gates [K+1, G*units].
     """
     get = lambda name: [w for w in model.get_layer(name).get_weights()]  # noqa: E731
     rnn = []
@@ -182,8 +189,11 @@ def export_weights(cfg: TrainConfig, model: keras.Model, n_books: int = 0, token
         kernel, recurrent, bias = get(f"rnn_{i}")
         rnn.append({"kernel": kernel, "recurrent": recurrent, "bias": bias})
     dense_kernel, dense_bias = get("logits")
-    return {"embedding": get("embedding")[0], "rnn": rnn, "dense_kernel": dense_kernel, "dense_bias": dense_bias,
-            "book_states": book_start_states(cfg, model, n_books, token_base)}
+    weights = {"embedding": get("embedding")[0], "rnn": rnn, "dense_kernel": dense_kernel, "dense_bias": dense_bias,
+               "book_states": book_start_states(cfg, model, n_books, token_base)}
+    if cfg.world == "input":
+        weights["book_gates"] = book_gates(model)
+    return weights
 
 
 def set_role_weights(cfg: TrainConfig, model: keras.Model, weights: dict) -> None:
