@@ -38,7 +38,7 @@ class BotConfig:
     prompt_limit: int = 500  # PROMPT_LIMIT, characters of a /write prompt used (longer: the tail)
     max_batch: int = 32  # MAX_BATCH, chats generating together in one model call
     max_jobs: int = 1000  # MAX_JOBS, generations in flight (writing or waiting their turn) before "busy, try again"
-    max_resident_chats: int = 10_000  # MAX_RESIDENT_CHATS, chats whose story state stays in memory (~17 KiB each)
+    max_resident_chats: int = 10_000  # MAX_RESIDENT_CHATS, chats whose story state stays in memory (~25 KiB each)
     log_level: str = "INFO"  # LOG_LEVEL
     timeout: float = 30.0  # TELEGRAM_TIMEOUT, seconds to wait for one Bot API answer
     messages_per_second: int = 30  # TELEGRAM_MESSAGES_PER_SECOND, sends and edits in all chats together

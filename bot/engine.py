@@ -39,8 +39,8 @@ BUSY_NOTICE_SECONDS = 5.0  # a chat hammering a busy bot hears "正在写…" on
 # A story's cap in characters (about 300 KB as UTF-8): every part rewrites the whole stored text,
 # and /story sends it as one file, so a story without end would grow every save and upload.
 STORY_MAX_CHARS = 100_000
-# Chats whose state stays in memory (~17 KiB each for the shipped model: the state, and the one before
-# the newest part for 重写): 10,000 ≈ 170 MB. Past it the chat idle longest forgets its state, and its
+# Chats whose state stays in memory (~25 KiB each for the shipped model: the state, and the one before
+# the newest part for 重写): 10,000 ≈ 250 MB. Past it the chat idle longest forgets its state, and its
 # next part reads its story's tail again, as after a restart.
 MAX_RESIDENT_CHATS = 10_000
 

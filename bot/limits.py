@@ -8,7 +8,7 @@ stays bounded by the limits themselves.
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 
@@ -45,25 +45,31 @@ class Quota:
 
     def __init__(self, seconds: float, per_user: int, everyone: int):
         self.seconds, self.per_user, self.everyone_limit = seconds, per_user, everyone
-        self.users: dict[int, Window] = {}
+        self.users: OrderedDict[int, Window] = OrderedDict()  # least recently counted first
         self.everyone = Window(seconds)
 
     def take(self, now: float, user_id: int, amount: int) -> str | None:
         """Count `amount`; or, counting nothing, say which limit it would pass (USER or EVERYONE)."""
-        mine = self.users.setdefault(user_id, Window(self.seconds))
-        if mine.used(now) + amount > self.per_user:
+        mine = self.users.get(user_id)
+        if (mine.used(now) if mine else 0) + amount > self.per_user:
             return USER
         if self.everyone.used(now) + amount > self.everyone_limit:
             return EVERYONE
         self.add(now, user_id, amount)
-        if len(self.users) > 1000:  # drop users with nothing left in their window
-            for uid in [u for u, w in self.users.items() if w.used(now) == 0]:
-                del self.users[uid]
         return None
 
     def add(self, now: float, user_id: int, amount: int) -> None:
         self.users.setdefault(user_id, Window(self.seconds)).add(now, amount)
+        self.users.move_to_end(user_id)
         self.everyone.add(now, amount)
+        # Users whose window has emptied are forgotten, oldest first: each one's window empties
+        # `seconds` after it was last counted, so this stops at the first that still counts
+        # (a few steps per call, however many users an hour brings; scanning them all was quadratic).
+        while self.users:
+            oldest = next(iter(self.users.values()))
+            if oldest.used(now) or oldest.events:
+                break
+            self.users.popitem(last=False)
 
 
 class Limits:

@@ -42,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from model.card import FORMAT
-from model.sampling import never_mask
+from model.sampling import char_ids, never_mask
 
 STORE = tf.float16  # on-disk dtype of the weights
 COMPUTE = tf.float32
@@ -76,9 +76,7 @@ class OneStep(tf.Module):
             self.book_gates = store(weights["book_gates"])
 
         self.vocab = tf.Variable(chars, dtype=tf.string, trainable=False)
-        first = {}  # a character listed twice (a text character that is also a novel's token) reads as its first id
-        for i, c in enumerate(chars[1:], start=1):
-            first.setdefault(c, i)
+        first = char_ids(chars)
         self.table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(list(first)), tf.constant(list(first.values()), tf.int32)),
             default_value=0)  # anything unseen reads as [UNK]

@@ -24,9 +24,7 @@ class StepRuntime:
         #   -> ([the named outputs: "logits" and/or "probs", each [B, V']], new states)
         self.step = step
         self.chars = np.array(chars + [""] * (-len(chars) % sampling.BLOCK), dtype=object)  # [V'] (padded)
-        self.ids = {}  # a character listed twice (a text character that is also a novel's token) reads as its first id
-        for i, c in enumerate(chars[1:], start=1):
-            self.ids.setdefault(c, i)
+        self.ids = sampling.char_ids(chars)
         self.mask = np.pad(sampling.never_mask(chars), (0, len(self.chars) - len(chars)))
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,15 @@ def never_mask(chars: list[str]) -> np.ndarray:
     return np.where(never, -np.inf, 0.0).astype(np.float32)
 
 
+def char_ids(chars: list[str]) -> dict[str, int]:
+    """Character -> id for reading text. A character listed twice (a text character that is also a
+    novel's token) reads as its first id; [UNK] (id 0) is never read (unknown text maps to it)."""
+    ids: dict[str, int] = {}
+    for i, c in enumerate(chars[1:], start=1):
+        ids.setdefault(c, i)
+    return ids
+
+
 def noise(seed: int, steps: np.ndarray, batch: int) -> np.ndarray:
     """[len(steps), batch] uniforms in (0, 1): SplitMix64 of (seed, step, row), so each value depends on those
     three alone (a call of 400 steps draws what two calls of 200 draw)."""

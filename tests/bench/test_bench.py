@@ -41,3 +41,13 @@ def test_runtime_comparison_scores_every_runtime_against_float32(tiny_model_dir)
     for name, figures in runtimes.items():
         assert figures["single_cps"] > 0 and figures["batch_cps"] > 0
         assert abs(figures["nats_per_char"] - reference) < 0.02, name
+
+
+@pytest.mark.slow
+def test_many_chats_benchmark_keeps_at_most_the_resident_states_and_an_evicted_chat_continues(tiny_model_dir):
+    out = run_python("-m", "bench.chats", "--model", str(tiny_model_dir), "--chats", "60", "--slice", "20",
+                     "--resident", "25", "--length", "5", timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = result_of(out.stdout)
+    assert r["chats"] == 60 and r["resident_chats"] <= 25 and r["rss_mb"] > 0
+    assert r["first_chat_continued"]  # chat 1 was evicted long before; its /continue re-read its story

@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
+import math
 import socket
 import threading
 import time
@@ -52,9 +53,43 @@ class Sent:
 ANONYMOUS_ADMIN = 1087968824  # Telegram's GroupAnonymousBot: every anonymous admin, in every group
 
 
+SENDS = ("sendMessage", "editMessageText", "sendDocument")  # what Telegram's flood limits count
+
+
+class FloodBuckets:
+    """Telegram's flood limits as the fake enforces them: leaky buckets of messages in all
+    (30 a second), into one group (20 a minute) and into one chat (about 1 a second, short
+    bursts allowed), each with a little slack for arrival jitter, as Telegram's are not exact."""
+
+    def __init__(self, per_second=30.0, group_per_minute=20.0, chat_per_second=1.0, chat_burst=3, slack=1.0):
+        self.rules = {"all": (per_second + slack, per_second),  # kind -> (capacity, leak per second)
+                      "group": (group_per_minute + slack, group_per_minute / 60),
+                      "chat": (chat_burst + slack, chat_per_second)}
+        self.levels: dict[tuple, tuple[float, float]] = {}  # (kind, key) -> (level, when)
+        self.refused = 0  # 429s answered
+
+    def admit(self, chat: int) -> float:
+        """0 if a message to `chat` may go now (and count it), else the seconds to wait."""
+        now = time.monotonic()
+        keys = [("all", None), ("chat", chat)] + ([("group", chat)] if chat < 0 else [])
+        levels = {}
+        for key in keys:
+            capacity, leak = self.rules[key[0]]
+            level, when = self.levels.get(key, (0.0, now))
+            level = max(0.0, level - (now - when) * leak)
+            if level + 1 > capacity:
+                self.refused += 1
+                return max(1.0, (level + 1 - capacity) / leak)
+            levels[key] = level
+        for key, level in levels.items():
+            self.levels[key] = (level + 1, now)
+        return 0.0
+
+
 class FakeTelegram:
-    def __init__(self, token: str = TOKEN, port: int = 0):
+    def __init__(self, token: str = TOKEN, port: int = 0, flood_limits: bool = False):
         self.token = token
+        self.flood = FloodBuckets() if flood_limits else None  # answer 429 past Telegram's limits
         self.lock = threading.Condition()
         self.updates: list[dict] = []
         self.next_update_id = 1
@@ -221,6 +256,11 @@ class FakeTelegram:
             chat = params.get("chat_id")
             mine = [i for i, f in enumerate(faults) if len(f) < 3 or f[2] is None or str(f[2]) == str(chat)]
             fault = faults.pop(mine[0]) if mine else None
+        if fault is None and self.flood is not None and method in SENDS:
+            with self.lock:
+                wait = self.flood.admit(int(chat))
+            if wait:
+                fault = ("429", math.ceil(wait))
         if fault and fault[0] == "429":
             return 429, {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after {fault[1]}",
                          "parameters": {"retry_after": fault[1]}}

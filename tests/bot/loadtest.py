@@ -1,9 +1,13 @@
 """Load test: N chats /write at once through real HTTP (fake Bot API server + python -m bot).
 
-    python -m tests.bot.loadtest --chats 100 [--length 300] [--model model/default]
+    python -m tests.bot.loadtest --chats 1000 [--groups 0.1] [--length 50] [--model model/default]
 
-Reports p50/p95 time from each /write to its first text and to its final text.
-The test suite runs it with a few chats on a tiny model (tests/bot/test_load.py).
+The fake server enforces Telegram's flood limits with 429s (30 messages a second in
+all, 20 a minute into a group, about 1 a second into a chat; --no-flood-limits turns
+that off). A share of the chats (--groups) are supergroups. Reports the 429s the bot
+received, whether every chat got its whole part, p50/p95 time from each /write to its
+first text and to its final text, and the bot's memory afterwards. The test suite runs
+it with a few chats on a tiny model (tests/bot/test_load.py).
 """
 
 from __future__ import annotations
@@ -21,15 +25,24 @@ from tests.bot.fake_telegram import FakeTelegram
 from tests.bot.harness import BotProcess
 
 
-def run_load(fake: FakeTelegram, chats: int, length: int, timeout: float = 300, first_chat: int = 10_000) -> dict:
-    ids = list(range(first_chat, first_chat + chats))
+def chat_ids(chats: int, groups: float, first_chat: int = 10_000) -> list[int]:
+    """Private chats (positive ids) with every round(1/groups)-th a supergroup (-100… ids)."""
+    every = round(1 / groups) if groups > 0 else 0
+    return [-(1_000_000_000_000 + c) if every and i % every == every - 1 else c
+            for i, c in enumerate(range(first_chat, first_chat + chats))]
+
+
+def run_load(fake: FakeTelegram, chats: int, length: int, timeout: float = 300, first_chat: int = 10_000,
+             groups: float = 0.0) -> dict:
+    ids = chat_ids(chats, groups, first_chat)
+    kind = {c: "supergroup" if c < 0 else "private" for c in ids}
     for c in ids:
-        fake.command(c, f"/len {length}")
+        fake.command(c, f"/len {length}", user_id=abs(c) % 1_000_000_000, chat_type=kind[c])
     fake.wait_for(lambda: all(fake.chat(c) for c in ids), timeout, "the /len replies")
     sent = {}
     for c in ids:
         sent[c] = time.monotonic()
-        fake.command(c, f"/write 第{c}回 乔峰")
+        fake.command(c, f"/write 第{abs(c)}回 乔峰", user_id=abs(c) % 1_000_000_000, chat_type=kind[c])
     parts = {}
 
     def all_done():
@@ -43,8 +56,10 @@ def run_load(fake: FakeTelegram, chats: int, length: int, timeout: float = 300, 
     fake.wait_for(all_done, timeout, f"{chats} finished parts")
     first = [parts[c].created - sent[c] for c in ids]
     final = [parts[c].finished - sent[c] for c in ids]
-    lengths = [len(parts[c].text) - len(f"第{c}回 乔峰") for c in ids]
-    return {"chats": chats, "length": length, "all_complete": all(n == length for n in lengths),
+    lengths = [len(parts[c].text) - len(f"第{abs(c)}回 乔峰") for c in ids]
+    return {"chats": chats, "groups": sum(c < 0 for c in ids), "length": length,
+            "all_complete": all(n == length for n in lengths),
+            "refused_429": fake.flood.refused if fake.flood else None,
             "first_p50_s": float(np.percentile(first, 50)), "first_p95_s": float(np.percentile(first, 95)),
             "final_p50_s": float(np.percentile(final, 50)), "final_p95_s": float(np.percentile(final, 95))}
 
@@ -53,21 +68,26 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.bot.loadtest", description=__doc__.split("\n")[0])
     ap.add_argument("--chats", type=int, default=32)
     ap.add_argument("--length", type=int, default=300)
+    ap.add_argument("--groups", type=float, default=0.1, help="share of the chats that are supergroups")
     ap.add_argument("--model", type=Path, default=Path("model/default"))
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds to wait for every part")
+    ap.add_argument("--no-flood-limits", action="store_true", help="the fake server answers every request")
     args = ap.parse_args(argv)
-    with FakeTelegram() as fake, tempfile.TemporaryDirectory() as d:
+    with FakeTelegram(flood_limits=not args.no_flood_limits) as fake, tempfile.TemporaryDirectory() as d:
         bot = BotProcess(fake, args.model, Path(d) / "db.sqlite3", Path(d) / "bot.log", LOG_LEVEL="INFO",
-                         MAX_JOBS=max(64, args.chats), RATE_GLOBAL_PER_MIN=10**6,
+                         MAX_JOBS=max(1000, args.chats), RATE_GLOBAL_PER_MIN=10**6,
                          CHARS_GLOBAL_PER_HOUR=10**9).start()
         try:
-            result = run_load(fake, args.chats, args.length)
+            result = run_load(fake, args.chats, args.length, args.timeout, groups=args.groups)
             result["bot_rss_mb"] = bot.rss_mb()
         finally:
             bot.stop()
         log = bot.log().splitlines()
         result["log_errors"] = sum(" ERROR " in line for line in log)
         result["log_warnings"] = sum(" WARNING " in line for line in log)
-    print(f"{args.chats} chats × {args.length} chars: first text p50 {result['first_p50_s']:.2f} s, "
+    print(f"{args.chats} chats ({result['groups']} groups) × {args.length} chars, {result['refused_429']} 429s, "
+          f"{'every part whole' if result['all_complete'] else 'SOME PARTS INCOMPLETE'}: "
+          f"first text p50 {result['first_p50_s']:.2f} s, "
           f"p95 {result['first_p95_s']:.2f} s; final text p50 {result['final_p50_s']:.2f} s, "
           f"p95 {result['final_p95_s']:.2f} s; the bot's memory afterwards {result['bot_rss_mb']:.0f} MB; "
           f"{result['log_errors']} errors and {result['log_warnings']} warnings logged")

@@ -240,3 +240,17 @@ def test_refused_requests_leave_nothing_behind(tiny, tmp_path):
     refused, sessions = asyncio.run(go())
     assert refused == [texts.NO_STORY, texts.WRITE_USAGE, texts.TOO_MUCH]
     assert sessions == {}  # no state kept in memory for any of them
+
+
+def test_quotas_forget_users_whose_window_emptied_without_scanning_them_all():
+    """An hour of many distinct users: each is forgotten once its window empties (the oldest first)."""
+    from bot.limits import USER, Quota
+
+    quota = Quota(seconds=60, per_user=10, everyone=10**9)
+    for user in range(5000):  # all within one window: every one is still counted
+        assert quota.take(float(user) / 100, user, 3) is None
+    assert len(quota.users) == 5000
+    assert quota.take(49.0, 0, 8) == USER  # user 0 still has 3 of 10 in its window
+    assert quota.take(200.0, 99_999, 1) is None  # a minute later than everyone: only the newcomer is left
+    assert list(quota.users) == [99_999]
+    assert quota.take(200.0, 7, 11) == USER and 7 not in quota.users  # one request over the limit alone

@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.bot.fake_telegram import FakeTelegram
 from tests.bot.loadtest import run_load
 
 
@@ -13,4 +14,15 @@ def test_eight_chats_at_once(fake, start_bot):
     assert result["all_complete"]
     assert " ERROR " not in bot.log()
     assert result["first_p95_s"] < result["final_p95_s"]
-    assert result["first_p95_s"] < 5.0
+
+
+@pytest.mark.slow
+def test_chats_and_groups_within_telegrams_flood_limits(start_bot):
+    """Against a fake that answers 429 past Telegram's limits, the bot's own budget gets none."""
+    with FakeTelegram(flood_limits=True) as fake:
+        start_bot(fake, LOG_LEVEL="INFO")
+        result = run_load(fake, chats=12, length=300, groups=0.25)
+        assert result["groups"] == 3 and result["all_complete"]
+        assert result["refused_429"] == 0
+        assert fake.flood.admit(1) == 0  # (the fake does count: a burst into one chat is refused)
+        assert any(fake.flood.admit(2) for _ in range(6))
