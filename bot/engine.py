@@ -43,6 +43,8 @@ STORY_MAX_CHARS = 100_000
 # the newest part for 重写): 10,000 ≈ 250 MB. Past it the chat idle longest forgets its state, and its
 # next part reads its story's tail again, as after a restart.
 MAX_RESIDENT_CHATS = 10_000
+# A part expected to wait this long for its first text (other chats' stories before it) is told its place.
+QUEUE_NOTICE_SECONDS = 5.0
 
 
 @dataclass
@@ -338,7 +340,10 @@ class PartContext:
             self.engine.forget_if_empty(self.chat_id, self.session)  # a refused request leaves nothing behind
             raise
         self.opening = opening
-        notice = "\n".join(n for n in (self.notice, opening.notice) if n)
+        ahead, seconds = self.engine.scheduler.queue_wait(self.job)
+        # Told only if whole rounds come first, and enough of them: a short wait is not worth a message.
+        queued = texts.queued(ahead) if seconds and seconds >= QUEUE_NOTICE_SECONDS else ""
+        notice = "\n".join(n for n in (self.notice, opening.notice, queued) if n)
         self.part = Part(self.chat_id, opening.version, opening.start, opening.header, notice,
                          _run=self.engine.scheduler.stream(self.job))
         return self.part

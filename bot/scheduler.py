@@ -83,6 +83,7 @@ class Scheduler:
         self._counter = itertools.count()
         self._closing = False
         self.rounds = 0  # model calls made (for benchmarks)
+        self.round_seconds = 0.0  # how long a model call takes lately (a moving average), for queue estimates
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="scheduler")
@@ -112,6 +113,16 @@ class Scheduler:
         self.jobs.append(job)
         self._wake.set()
         return job
+
+    def queue_wait(self, job: Job) -> tuple[int, float]:
+        """(jobs that must be served before `job`'s first text, the seconds that should take).
+
+        Jobs not yet served come first, oldest first, max_batch a round, so a new job waits
+        for those submitted before it: a round per max_batch of them."""
+        if job.last_served:
+            return 0, 0.0
+        ahead = sum(1 for j in self.jobs if j.active and not j.last_served and j.order < job.order)
+        return ahead, (ahead // self.config.max_batch) * self.round_seconds
 
     async def stream(self, job: Job):
         """Yield the job's text pieces as rounds produce them."""
@@ -183,7 +194,10 @@ class Scheduler:
     async def _call(self, loop, jobs: list[Job], call):
         """Run one model call off the event loop: its result, or None when it failed (its jobs fail with it)."""
         try:
-            return await loop.run_in_executor(self._executor, call)
+            started = time.monotonic()
+            result = await loop.run_in_executor(self._executor, call)
+            self.round_seconds = 0.8 * self.round_seconds + 0.2 * (time.monotonic() - started)
+            return result
         except Exception as e:  # noqa: BLE001  (a failed round fails its jobs, not the bot)
             log.exception("generation round failed")
             for j in jobs:

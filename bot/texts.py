@@ -38,6 +38,10 @@ BUTTON_REWRITE = "重写"
 STOPPED = "（机器人正在关闭，这一段没写完，请稍后用 /continue 接着写。）"
 
 
+def queued(ahead: int) -> str:
+    return f"排队中，前面还有 {ahead} 个故事，轮到了就接着写。"
+
+
 def story_full(limit: int) -> str:
     return f"这个故事已接近 {limit:,} 字的上限，不能再续写了。用 /story 保存全文，再用 /write 开始新故事。"
 

@@ -254,3 +254,21 @@ def test_quotas_forget_users_whose_window_emptied_without_scanning_them_all():
     assert quota.take(200.0, 99_999, 1) is None  # a minute later than everyone: only the newcomer is left
     assert list(quota.users) == [99_999]
     assert quota.take(200.0, 7, 11) == USER and 7 not in quota.users  # one request over the limit alone
+
+
+def test_a_part_that_will_wait_is_told_its_place_in_the_queue(tiny, tmp_path, monkeypatch):
+    import bot.engine
+
+    monkeypatch.setattr(bot.engine, "QUEUE_NOTICE_SECONDS", 0.0)  # any wait counts (rounds are fast here)
+
+    async def go():
+        engine, store, sched = await make_engine(tiny, tmp_path / "db")
+        sched.config.max_batch = 1
+        sched.round_seconds = 1.0  # as if rounds were slow
+        parts = await asyncio.gather(*(drain(engine.write(chat, "乔峰")) for chat in range(1, 5)))
+        await sched.stop()
+        await store.close()
+        return [p.notice for p in parts]
+    notices = asyncio.run(go())
+    assert any("排队中，前面还有" in n for n in notices)
+    assert not all("排队中" in n for n in notices)  # the first in line is not told to wait

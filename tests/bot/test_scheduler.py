@@ -144,3 +144,23 @@ def test_a_long_read_goes_in_chunks_and_holds_no_one_up():
     (first_read, n0, _), (first_write, n1, _) = model.calls[:2]
     assert first_read == ["甲" * 8] and n0 == 0  # the long read's first share, writing nothing
     assert first_write == ["乙"] and n1 == 4  # the other chat's first text comes in the same round
+
+
+def test_a_new_job_knows_how_many_wait_before_it_and_about_how_long():
+    async def go():
+        model = FakeModel(delay=0.05)
+        sched = Scheduler(model, SchedulerConfig(max_batch=2, first_chunk=4, chunk=4))
+        sched.start()
+        first = sched.submit("甲", model.initial_state(), 8, 1.0)
+        await collect(sched, first)  # rounds have been timed
+        jobs = [sched.submit(c, model.initial_state(), 4, 1.0) for c in "乙丙丁戊己"]  # all before any round
+        waits = [sched.queue_wait(j) for j in jobs]
+        await asyncio.gather(*(collect(sched, j) for j in jobs))
+        after = sched.queue_wait(jobs[-1])
+        await sched.stop()
+        return waits, after, sched.round_seconds
+    waits, after, round_seconds = run(go())
+    assert [ahead for ahead, _ in waits] == [0, 1, 2, 3, 4]
+    assert round_seconds >= 0.01  # a moving average of the 0.05 s rounds, from zero
+    assert waits[4][1] == pytest.approx(2 * waits[2][1]) and waits[1][1] == 0  # rounds of two before each
+    assert after == (0, 0.0)  # once served, nothing to wait for
