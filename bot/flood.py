@@ -36,6 +36,12 @@ class FloodLimiter(BaseRateLimiter[int]):
         self.groups: dict[int | str, AsyncLimiter] = {}
         self.chats: dict[int | str, AsyncLimiter] = {}
         self.paused_until: dict[int | str, float] = {}  # chat -> time.monotonic() its 429 ends
+        self.waiting = 0  # messages waiting for their turn now
+
+    def under_pressure(self) -> bool:
+        """More than a second's worth of messages in all is waiting: intermediate edits should wait
+        (be skipped: the next one, or the final text, carries their text) so first and final texts go."""
+        return self.waiting > self.overall.max_rate
 
     async def initialize(self) -> None:
         pass
@@ -55,6 +61,13 @@ class FloodLimiter(BaseRateLimiter[int]):
             return await callback(*args, **kwargs)
         with contextlib.suppress(ValueError, TypeError):
             chat = int(chat)
+        self.waiting += 1
+        try:
+            return await self._in_turn(callback, args, kwargs, endpoint, chat)
+        finally:
+            self.waiting -= 1
+
+    async def _in_turn(self, callback, args, kwargs, endpoint, chat):
         for attempt in range(self.max_retries + 1):
             wait = self.paused_until.get(chat, 0.0) - time.monotonic()
             if wait > 0:

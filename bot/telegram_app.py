@@ -98,10 +98,15 @@ class StreamingReply:
         return [text[i:i + self.limit] for i in range(0, len(text), self.limit)] or [""]
 
     async def update(self, text: str) -> None:
-        """Show `text` if a second has passed since the last edit (the first text at once)."""
-        if self.sent and time.monotonic() - self.last_edit < EDIT_INTERVAL:
+        """Show `text` if a second has passed since the last edit (the first text at once), and
+        skip the edit while Telegram's budget in all is short (the next one carries its text)."""
+        if self.sent and (time.monotonic() - self.last_edit < EDIT_INTERVAL or self.crowded()):
             return
         await self._sync(text, None)
+
+    def crowded(self) -> bool:
+        limiter = getattr(self.bot, "rate_limiter", None)
+        return bool(limiter is not None and getattr(limiter, "under_pressure", lambda: False)())
 
     async def finish(self, text: str, markup=None) -> None:
         """Deliver the final text in full, buttons under the last page."""

@@ -57,16 +57,21 @@ def tiny_config(**over):
     return TrainConfig(**base)
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tiny_corpus, tmp_path_factory) -> Path:
-    """A 2-layer GRU trained for two epochs on the tiny corpus and exported."""
+def trained_and_exported(corpus: Path, tmp_path_factory, name: str, **config) -> Path:
+    """A tiny run trained on `corpus` with tiny_config(**config), exported to RUN/saved_model."""
     from train.export import export_run
     from train.loop import train
 
-    run = tmp_path_factory.mktemp("run") / "tiny"
-    train(run, [str(tiny_corpus)], tiny_config(), report=lambda s: None)
+    run = tmp_path_factory.mktemp("run") / name
+    train(run, [str(corpus)], tiny_config(**config), report=lambda s: None)
     export_run(run, report=lambda s: None)
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_corpus, tmp_path_factory) -> Path:
+    """A 2-layer GRU trained for two epochs on the tiny corpus and exported."""
+    return trained_and_exported(tiny_corpus, tmp_path_factory, "tiny")
 
 
 @pytest.fixture(scope="session")
@@ -89,25 +94,13 @@ def world_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_world_run(world_corpus, tmp_path_factory) -> Path:
     """A tiny model that knows its novel (a learned starting state per novel), trained and exported."""
-    from train.export import export_run
-    from train.loop import train
-
-    run = tmp_path_factory.mktemp("run") / "world"
-    train(run, [str(world_corpus)], tiny_config(world="state", epochs=3), report=lambda s: None)
-    export_run(run, report=lambda s: None)
-    return run
+    return trained_and_exported(world_corpus, tmp_path_factory, "world", world="state", epochs=3)
 
 
 @pytest.fixture(scope="session")
 def tiny_input_world_run(world_corpus, tmp_path_factory) -> Path:
     """A tiny model given its novel at every character (world "input"), trained and exported."""
-    from train.export import export_run
-    from train.loop import train
-
-    run = tmp_path_factory.mktemp("run") / "input-world"
-    train(run, [str(world_corpus)], tiny_config(world="input", epochs=3), report=lambda s: None)
-    export_run(run, report=lambda s: None)
-    return run
+    return trained_and_exported(world_corpus, tmp_path_factory, "input-world", world="input", epochs=3)
 
 
 def run_python(*args, cwd=None, env=None, timeout=300, input=None) -> subprocess.CompletedProcess:
