@@ -39,7 +39,7 @@ class TFLiteStep:
 
         from model.onestep import OneStep  # noqa: PLC0415
 
-        module = OneStep(model.weights(), model.chars(), model.card["architecture"]["cell"], {}, dtype=tf.float32)
+        module = OneStep(model.weights(), model.chars(), model.card.architecture.cell, {}, dtype=tf.float32)
         module.table = None  # the step takes ids: the string lookup (not a TFLite op) stays out of the conversion
         fn = tf.function(module.step, input_signature=[
             tf.TensorSpec([None], tf.int32), tf.TensorSpec([model.num_states, None, model.units], tf.float32)])
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     from model import load  # noqa: PLC0415
 
     exact = load(args.model, "float32")
-    chars, weights, cell = exact.chars(), exact.weights(), exact.card["architecture"]["cell"]
+    chars, weights, cell = exact.chars(), exact.weights(), exact.card.architecture.cell
     mask = sampling.never_mask(chars)
     runtimes = {"tensorflow-float32": exact}
     for kernel in ("float32", "gemv", "gemm"):

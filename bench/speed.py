@@ -151,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         memory, idle = pool.apply(idle_memory_mb, (args.model, args.runtime, args.idle_chats))
 
-    arch = m.card["architecture"]
-    print(f"model {m.path} ({m.card.get('name')}: {arch['layers']}×{arch['cell'].upper()} {arch['units']}), "
+    arch = m.card.architecture
+    print(f"model {m.path} ({m.card.name}: {arch.layers}×{arch.cell.upper()} {arch.units}), "
           f"runtime {m.runtime}, {args.length} chars per chat, {platform.machine()}")
     runs = lambda xs: " ".join(f"{x:.0f}" for x in xs)  # noqa: E731
     print(f"runs, chars/s: (a) {runs(baseline)}; (a') {runs(ours)}; (b) {runs(r['cps'] for r in singles)}; "
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
               **{k: round(v, 1) for k, v in machine.items()},
               "bandwidth_fraction": round(bandwidth_fraction, 4), "compute_fraction": round(compute_fraction, 4),
               "rss_mb": round(memory, 1), "idle_chats": idle, "length": args.length,
-              "runtime": m.runtime, "model": m.card.get("name")}
+              "runtime": m.runtime, "model": m.card.name}
     print("RESULT " + json.dumps(result, ensure_ascii=False))
     return 0
 

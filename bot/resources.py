@@ -19,7 +19,7 @@ def load_model(config: BotConfig):
 
     m = load(config.model_dir, config.runtime)
     m.warm_up()
-    log.info("model %s loaded (%s), runtime %s", m.path, m.card.get("name"), m.runtime)
+    log.info("model %s loaded (%s), runtime %s", m.path, m.card.name, m.runtime)
     return m
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from model.books import AUTO, Books
-from model.card import FORMAT
+from model.card import FORMAT, ModelCard
 from model.sampling import never_mask
 
 # The shipped default model, committed with the code.
@@ -48,7 +48,7 @@ class ModelError(Exception):
     """A model directory that cannot be used; the message names it and says what is wrong."""
 
 
-def check_model_dir(path: str | Path) -> dict:
+def check_model_dir(path: str | Path) -> ModelCard:
     """Check that `path` holds a complete SavedModel of our format; return its model card."""
     path = Path(path)
     if not path.exists():
@@ -61,13 +61,15 @@ def check_model_dir(path: str | Path) -> dict:
     if missing:
         raise ModelError(f"{path}: incomplete model directory, missing {', '.join(missing)}")
     try:
-        card = json.loads((path / "model.json").read_text())
+        data = json.loads((path / "model.json").read_text())
     except (OSError, ValueError) as e:
         raise ModelError(f"{path}: unreadable model.json ({e})") from None
-    if card.get("format") != FORMAT:
-        raise ModelError(f"{path}: model format {card.get('format')!r}, this code reads format {FORMAT}; "
-                         "re-export it with python -m train.export")
-    return card
+    try:
+        return ModelCard.from_json(data)
+    except ValueError as e:
+        hint = "; re-export it with python -m train.export" if isinstance(data, dict) and \
+            data.get("format") != FORMAT else ""
+        raise ModelError(f"{path}: {e}{hint}") from None
 
 
 def release_freed_memory() -> None:
@@ -114,9 +116,9 @@ class CharModel:
         self.num_states = int(self._m.num_states.numpy())
         self.units = int(self._m.state_units.numpy())
         self.vocab_size = int(self._m.vocab_size.numpy())
-        self.world = self.card.get("world", "none")
+        self.world = self.card.world
         # Novels the model can write in (none for a model trained without a world).
-        self.books = Books(self.card.get("books", []) if self.world != "none" else [])
+        self.books = Books(self.card.books if self.world != "none" else [])
         self._book_states = self._m.book_states.numpy()  # [K+1, S, H]
 
     def weights(self) -> dict:
@@ -144,7 +146,7 @@ class CharModel:
         """
         from model.onestep import OneStep  # noqa: PLC0415
 
-        return OneStep(self.weights(), self.chars(), self.card["architecture"]["cell"], self.card,
+        return OneStep(self.weights(), self.chars(), self.card.architecture.cell, self.card.to_json(),
                        dtype=self._tf.float32, fold_input=True)
 
     def _int8(self):
@@ -153,7 +155,7 @@ class CharModel:
         from model.runtime import StepRuntime  # noqa: PLC0415
 
         chars = self.chars()
-        runtime = StepRuntime(Int8Step(self.weights(), self.card["architecture"]["cell"], never_mask(chars)), chars)
+        runtime = StepRuntime(Int8Step(self.weights(), self.card.architecture.cell, never_mask(chars)), chars)
         release_freed_memory()
         return runtime
 

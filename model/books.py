@@ -1,7 +1,7 @@
 """Which novel a story is in: the card's list of novels, and picking one from a prompt.
 
     from model.books import Books
-    books = Books(card["books"])
+    books = Books(card.books)
     books.pick("郭靖对黄蓉说")        # "射雕英雄传": the names in the prompt say so
     books.resolve("auto", prompt)    # (id, name): "auto" picks, a name is looked up, None is no novel
 

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from model.card import FORMAT
+from model.card import FORMAT, ModelCard, write_card
 from model.sampling import char_ids, never_mask
 
 STORE = tf.float16  # on-disk dtype of the weights
@@ -261,8 +261,8 @@ class OneStep(tf.Module):
         return {"nll": nll, "chars": lengths, "states": tf.stack(states)}
 
 
-def export(weights: dict, chars: list[str], cell: str, card: dict, path) -> None:
-    """Build the OneStep module and write it as a SavedModel, with model.json beside it."""
-    module = OneStep(weights, chars, cell, card)
+def export(weights: dict, chars: list[str], card: ModelCard, path) -> None:
+    """Build the OneStep module and write it as a SavedModel, with model.json (the card) beside it."""
+    module = OneStep(weights, chars, card.architecture.cell, card.to_json())
     tf.saved_model.save(module, str(path))
-    (Path(path) / "model.json").write_text(json.dumps(card, indent=2, ensure_ascii=False))
+    write_card(card, Path(path))

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-WORLDS = ("none", "state", "token", "input")  # see train.network
+from model.card import WORLDS  # how a model knows its novel (see train.network)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.card import FORMAT
+from model.card import Architecture, ModelCard, write_card
 from model.quant import dequantize, quantize
 from train.config import TrainConfig
 from train.vocab import Vocabulary
@@ -102,7 +102,8 @@ def run_weights(run: Path, cfg: TrainConfig, vocab_size: int) -> dict:
     return network.export_weights(cfg, model, n_books, Vocabulary.load(run / "vocab.json").token_base)
 
 
-def make_card(run: Path, cfg: TrainConfig, vocab: Vocabulary, weights: dict) -> dict:
+def make_card(run: Path, cfg: TrainConfig, vocab: Vocabulary, weights: dict,
+              book_strength: float | None = None) -> ModelCard:
     report = json.loads((run / "report.json").read_text()) if (run / "report.json").exists() else {}
     corpus = json.loads((run / "corpus.json").read_text())["files"]
     params = sum(int(np.prod(a.shape)) for k, a in weights.items() if k not in ("rnn", "book_states", "book_gates"))
@@ -114,30 +115,28 @@ def make_card(run: Path, cfg: TrainConfig, vocab: Vocabulary, weights: dict) -> 
     best = report.get("best_val_nats_per_char")
     import tensorflow as tf  # noqa: PLC0415
 
-    return {
-        "format": FORMAT,
-        "name": run.name,
-        "exported": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "world": cfg.world,
-        "parent": json.loads((run / "parent.json").read_text()) if (run / "parent.json").exists() else None,
-        "books": books_for_card(run, cfg),
-        "architecture": {"cell": cfg.cell, "layers": cfg.layers, "units": cfg.units,
-                         "embedding_dim": cfg.embedding_dim, "dropout": cfg.dropout,
-                         "vocab_size": len(vocab), "parameters": params, "storage": "float16",
-                         "compute": "float32"},
-        "training": {"epochs_run": report.get("epochs_run"), "best_epoch": report.get("best_epoch"),
-                     "seq_len": cfg.seq_len, "burn_in": cfg.burn_in, "carry_state": cfg.carry_state,
-                     "book_drop": cfg.book_drop, "quotes": cfg.quotes,
-                     "batch_size": cfg.batch_size,
-                     "learning_rate": cfg.learning_rate, "min_count": cfg.min_count, "holdout": cfg.holdout,
-                     "seed": cfg.seed, "seconds": report.get("train_seconds"), "hardware": report.get("hardware"),
-                     "backend": report.get("backend"), "keras": report.get("keras")},
-        "validation": {"heldout": f"last {cfg.holdout:.0%} of every file",
-                       "nats_per_char_training": best,
-                       "bits_per_char_training": None if best is None else best / math.log(2)},
-        "corpus": corpus,
-        "libraries": {"tensorflow": tf.__version__, "numpy": np.__version__, "python": platform.python_version()},
-    }
+    return ModelCard(
+        name=run.name,
+        exported=time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        world=cfg.world,
+        parent=json.loads((run / "parent.json").read_text()) if (run / "parent.json").exists() else None,
+        book_strength=book_strength if cfg.world == "input" else None,
+        books=books_for_card(run, cfg),
+        architecture=Architecture(cell=cfg.cell, layers=cfg.layers, units=cfg.units, embedding_dim=cfg.embedding_dim,
+                                  dropout=cfg.dropout, vocab_size=len(vocab), parameters=params),
+        training={"epochs_run": report.get("epochs_run"), "best_epoch": report.get("best_epoch"),
+                  "seq_len": cfg.seq_len, "burn_in": cfg.burn_in, "carry_state": cfg.carry_state,
+                  "book_drop": cfg.book_drop, "quotes": cfg.quotes,
+                  "batch_size": cfg.batch_size,
+                  "learning_rate": cfg.learning_rate, "min_count": cfg.min_count, "holdout": cfg.holdout,
+                  "seed": cfg.seed, "seconds": report.get("train_seconds"), "hardware": report.get("hardware"),
+                  "backend": report.get("backend"), "keras": report.get("keras")},
+        validation={"heldout": f"last {cfg.holdout:.0%} of every file",
+                    "nats_per_char_training": best,
+                    "bits_per_char_training": None if best is None else best / math.log(2)},
+        corpus=corpus,
+        libraries={"tensorflow": tf.__version__, "numpy": np.__version__, "python": platform.python_version()},
+    )
 
 
 def books_for_card(run: Path, cfg: TrainConfig) -> list[dict]:
@@ -188,18 +187,16 @@ def export_run(run: Path, out: Path | None = None, evaluate: bool = False, repor
     cfg = TrainConfig.load(run / "config.json")
     vocab = Vocabulary.load(run / "vocab.json")
     weights = strengthen_books(run_weights(run, cfg, len(vocab)), cfg, book_strength)
-    card = make_card(run, cfg, vocab, weights)
-    if cfg.world == "input":
-        card["book_strength"] = book_strength
+    card = make_card(run, cfg, vocab, weights, book_strength)
     out = Path(out) if out else run / "saved_model"
-    export(weights, vocab.chars, cfg.cell, card, out)
+    export(weights, vocab.chars, card, out)
     if evaluate:
         from train.evaluate import heldout_figures  # noqa: PLC0415
 
-        card["validation"].update(heldout_figures(out, run, cfg))
-        if card["books"]:
-            card["validation"].update(world_figures(out))
-        (out / "model.json").write_text(json.dumps(card, indent=2, ensure_ascii=False))
+        card.validation.update(heldout_figures(out, run, cfg))
+        if card.books:
+            card.validation.update(world_figures(out))
+        write_card(card, out)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     report(f"exported {out} ({size / 1e6:.1f} MB)")
     return out

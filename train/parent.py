@@ -78,9 +78,9 @@ def load_parent(path: str | Path) -> Parent:
             model = load(path)
         except ModelError as e:
             raise ParentError(str(e)) from None
-        arch = model.card["architecture"]
-        return Parent(path, model.card.get("name", path.name), {k: arch[k] for k in ARCHITECTURE},
-                      model.world, model.chars(), [b["name"] for b in model.card.get("books", [])],
+        arch = model.card.architecture
+        return Parent(path, model.card.name or path.name, {k: getattr(arch, k) for k in ARCHITECTURE},
+                      model.world, model.chars(), model.card.book_names(),
                       _float32(model.weights()))
     raise ParentError(f"{path}: neither a run directory (config.json) nor a model directory (model.json)")
 

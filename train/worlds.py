@@ -56,7 +56,7 @@ def format_defects(text: str) -> dict[str, int]:
 def format_check(model, samples: int = FORMAT_SAMPLES, batch: int = 64, length: int = LENGTH,
                  temperature: float = TEMPERATURE, seed: int = SEED) -> dict:
     """format_defects summed over `samples` continuations of the world prompts (in turn, book auto)."""
-    prompts = [p for _, p in world_prompts(model.card.get("books", []))] or ["　　"]
+    prompts = [p for _, p in world_prompts(model.card.books)] or ["　　"]
     prompts = [prompts[i % len(prompts)] for i in range(samples)]
     totals = {"missing_glyph": 0, "corner_quotes": 0, "wrapped_runs": 0}
     flagged = []
@@ -98,7 +98,7 @@ def count_names(text: str, principal: dict[str, list[str]]) -> dict[str, int]:
 def world_consistency(model, book: str | None = "auto", batch: int = 64, length: int = LENGTH,
                       temperature: float = TEMPERATURE, seed: int = SEED) -> dict:
     """{"foreign_share", "own", "foreign", "prompts", "books": {novel: {...}}, "samples": [...]}."""
-    card_books = model.card.get("books", [])
+    card_books = model.card.books
     principal = principal_names({b["name"]: b.get("names", {}) for b in card_books})
     prompts = world_prompts(card_books)
     if not prompts:

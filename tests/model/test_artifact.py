@@ -164,3 +164,24 @@ def test_length_zero_only_reads_the_prompts(tiny):
     after, _ = tiny.generate(["", ""], states, length=20, temperature=0.9, seed=4)
     whole, _ = tiny.generate(["乔峰带阿朱", "段誉"], length=20, temperature=0.9, seed=4)
     assert after == whole
+
+
+def test_the_card_is_checked_on_load(tiny_model_dir, tmp_path):
+    import shutil
+
+    from model.card import ModelCard
+
+    card = json.loads((tiny_model_dir / "model.json").read_text())
+    typed = ModelCard.from_json(card)
+    assert typed.architecture.units == 24 and typed.architecture.cell == "gru" and typed.to_json() == card
+    broken = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, broken)
+    for change, message in ((lambda c: c.pop("architecture"), "no architecture"),
+                            (lambda c: c["architecture"].pop("units"), "architecture incomplete"),
+                            (lambda c: c["architecture"].update(cell="rnn"), "unknown cell"),
+                            (lambda c: c.update(world="dream"), "unknown world")):
+        bad = json.loads(json.dumps(card))
+        change(bad)
+        (broken / "model.json").write_text(json.dumps(bad))
+        with pytest.raises(ModelError, match=message):
+            load(broken)

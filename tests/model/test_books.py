@@ -148,7 +148,7 @@ def test_a_novel_given_at_every_character_travels_in_the_state(tiny_input_world_
     model.load_weights(tiny_input_world_run / "best.weights.h5")
     for layer in model.layers:  # the artifact stores float16
         layer.set_weights([w.astype(np.float16).astype(np.float32) for w in layer.get_weights()])
-    assert m.card["book_strength"] == 2.0  # the export's default: each novel's vector doubled, "no novel" as trained
+    assert m.card.book_strength == 2.0  # the export's default: each novel's vector doubled, "no novel" as trained
     vectors = model.get_layer("book_input").get_weights()[0]
     model.get_layer("book_input").set_weights([np.concatenate([vectors[:1], 2.0 * vectors[1:]])])
     expected, _ = score_streams(stepper, stepper.get_layer("logits"), [vocab.encode(text)], cfg.layers,

@@ -57,3 +57,21 @@ def test_generate_cli_uses_the_shipped_model_by_default():
     # print() adds one newline; the 30 characters themselves may end in one too.
     assert r.returncode == 0 and r.stdout.startswith("段誉") and len(r.stdout) - 1 == 32
     assert "[天龙八部]" in r.stderr  # auto: 段誉's novel
+
+
+@pytest.mark.slow
+def test_the_cards_world_figures_are_what_the_shipped_model_measures():
+    """The card's figures are measurements: the same measure run here gives them again (within
+    sampling noise, as another CPU's int8 kernels may round differently and so sample other text)."""
+    from model import load
+    from train.worlds import format_check, world_consistency
+
+    m = load()
+    card = m.card.validation
+    worlds = world_consistency(m)
+    assert worlds["own"] + worlds["foreign"] > 800
+    assert abs(worlds["foreign_share"] - card["world_foreign_share"]) <= 0.025
+    assert worlds["foreign_share"] <= 0.06
+    marks = format_check(m)
+    assert {k: marks[k] for k in ("missing_glyph", "corner_quotes")} == {"missing_glyph": 0, "corner_quotes": 0}
+    assert marks["wrapped_runs"] <= 1 and card["format_defects"]["wrapped_runs"] == 0
