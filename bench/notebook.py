@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from model.weights import Weights
+
 TUTORIAL = {"embedding_dim": 256, "units": 1024, "layers": 1}  # the notebook's model
 
 
@@ -25,7 +27,7 @@ class NotebookLoop:
 
     weights: a model's weights by role (CharModel.weights()) to run instead of the tutorial's model."""
 
-    def __init__(self, chars: list[str], temperature: float, weights: dict | None = None):
+    def __init__(self, chars: list[str], temperature: float, weights: Weights | None = None):
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         import keras  # noqa: PLC0415  (the baseline alone needs Keras)
         import tensorflow as tf  # noqa: PLC0415
@@ -34,8 +36,7 @@ class NotebookLoop:
         if weights is None:
             dims = TUTORIAL
         else:
-            dims = {"embedding_dim": weights["embedding"].shape[1], "units": weights["rnn"][0]["recurrent"].shape[0],
-                    "layers": len(weights["rnn"])}
+            dims = {"embedding_dim": weights.embedding.shape[1], "units": weights.units, "layers": len(weights.rnn)}
         self.units = dims["units"]
         embedding = keras.layers.Embedding(len(chars), dims["embedding_dim"])
         grus = [keras.layers.GRU(dims["units"], return_sequences=True, return_state=True)
@@ -47,10 +48,10 @@ class NotebookLoop:
         dense(x)
         if weights is not None:
             f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
-            embedding.set_weights([f32(weights["embedding"])])
-            for gru, w in zip(grus, weights["rnn"]):
-                gru.set_weights([f32(w["kernel"]), f32(w["recurrent"]), f32(w["bias"])])
-            dense.set_weights([f32(weights["dense_kernel"]), f32(weights["dense_bias"])])
+            embedding.set_weights([f32(weights.embedding)])
+            for gru, w in zip(grus, weights.rnn):
+                gru.set_weights([f32(w.kernel), f32(w.recurrent), f32(w.bias)])
+            dense.set_weights([f32(weights.dense_kernel), f32(weights.dense_bias)])
         self.grus = grus
         ids_from_chars = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(chars[1:]), tf.range(1, len(chars), dtype=tf.int64)), 0)

@@ -12,17 +12,19 @@ import time
 
 import numpy as np
 
+from model.weights import Weights
 
-def per_char_costs(weights: dict, runtime: str) -> dict:
+
+def per_char_costs(weights: Weights, runtime: str) -> dict:
     """Bytes of weights read and FLOPs done per generated character (one row of a batch).
 
     Matrices read per character: every layer's recurrent matrix, every layer's input kernel
     but layer 0's (folded with the embedding into a table of which one row is read), and the
     output layer. int8 stores one byte per weight plus a float32 scale per column; float32 four."""
-    rnn = weights["rnn"]
-    matrices = [w["recurrent"].shape for w in rnn] + [w["kernel"].shape for w in rnn[1:]]
-    matrices.append(weights["dense_kernel"].shape)
-    table_row = rnn[0]["kernel"].shape[1]  # one row of the folded table: G*H values
+    rnn = weights.rnn
+    matrices = [w.recurrent.shape for w in rnn] + [w.kernel.shape for w in rnn[1:]]
+    matrices.append(weights.dense_kernel.shape)
+    table_row = rnn[0].kernel.shape[1]  # one row of the folded table: G*H values
     if runtime == "int8":
         weight_bytes = sum(k * n + 4 * n for k, n in matrices) + table_row + 4
     else:

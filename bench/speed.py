@@ -33,6 +33,7 @@ from bench.notebook import NotebookLoop
 from bench.roofline import measure_machine, per_char_costs
 from bot.engine import ChatSession
 from bot.scheduler import Scheduler, SchedulerConfig
+from model.weights import Weights
 
 PROMPTS = ["乔峰带阿朱", "段誉", "郭靖", "黄蓉笑道", "令狐冲", "张无忌", "杨过", "韦小宝"]
 
@@ -85,7 +86,7 @@ def run_chats(m, n: int, args, max_batch: int | None = None) -> dict:
 _loops: dict[bool, NotebookLoop] = {}  # in the tutorial's process: its model, and ours, in its loop
 
 
-def start_tutorial(chars: list[str], temperature: float, weights: dict) -> None:
+def start_tutorial(chars: list[str], temperature: float, weights: Weights) -> None:
     _loops[False] = NotebookLoop(chars, temperature)
     _loops[True] = NotebookLoop(chars, temperature, weights)
 

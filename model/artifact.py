@@ -25,6 +25,7 @@ import numpy as np
 from model.books import AUTO, Books
 from model.card import FORMAT, ModelCard
 from model.sampling import never_mask
+from model.weights import RecurrentLayer, Weights
 
 # The shipped default model, committed with the code.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
@@ -121,16 +122,15 @@ class CharModel:
         self.books = Books(self.card.books if self.world != "none" else [])
         self._book_states = self._m.book_states.numpy()  # [K+1, S, H]
 
-    def weights(self) -> dict:
+    def weights(self) -> Weights:
         """The artifact's weights by role, as NumPy arrays (float16, as stored)."""
         saved = self._m
-        weights = {"embedding": saved.embedding.numpy(), "dense_kernel": saved.dense_kernel.numpy(),
-                   "dense_bias": saved.dense_bias.numpy(), "book_states": saved.book_states.numpy(),
-                   "rnn": [{"kernel": k.numpy(), "recurrent": r.numpy(), "bias": b.numpy()}
-                           for k, r, b in zip(saved.kernels, saved.recurrents, saved.biases)]}
-        if hasattr(saved, "book_gates"):  # world "input" (see model.onestep)
-            weights["book_gates"] = saved.book_gates.numpy()
-        return weights
+        return Weights(
+            embedding=saved.embedding.numpy(), dense_kernel=saved.dense_kernel.numpy(),
+            dense_bias=saved.dense_bias.numpy(), book_states=saved.book_states.numpy(),
+            rnn=[RecurrentLayer(k.numpy(), r.numpy(), b.numpy())
+                 for k, r, b in zip(saved.kernels, saved.recurrents, saved.biases)],
+            book_gates=saved.book_gates.numpy() if hasattr(saved, "book_gates") else None)  # world "input"
 
     def chars(self) -> list[str]:
         return [c.decode("utf-8") for c in self._m.vocab.numpy()]

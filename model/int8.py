@@ -31,6 +31,7 @@ import numpy as np
 
 from model.quant import quantize
 from model.sampling import BLOCK
+from model.weights import Weights
 
 OPSET = 17
 MS = "com.microsoft"  # ONNX Runtime's contrib operators
@@ -91,19 +92,19 @@ class Graph:
                        "", "", bias, domain=MS, K=k, N=n, bits=8, block_size=block, accuracy_level=4)
 
 
-def build_step(weights: dict, cell: str, never_mask: np.ndarray, matmul: str = "gemm") -> bytes:
+def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str = "gemm") -> bytes:
     """The serialized ONNX model of one step (see the module docstring)."""
     g = Graph(matmul)
-    rnn = weights["rnn"]
-    units = int(rnn[0]["recurrent"].shape[0])
+    rnn = weights.rnn
+    units = weights.units
     per_layer = 1 if cell == "gru" else 2
     n_recurrent = len(rnn) * per_layer
-    n_states = int(np.shape(weights["book_states"])[1])  # + 1 novel row in a world "input" (see model.onestep)
+    n_states = int(np.shape(weights.book_states)[1])  # + 1 novel row in a world "input" (see model.onestep)
     f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
     input_bias = lambda b: f32(b)[0] if cell == "gru" else f32(b)  # noqa: E731  (GRU [2, 3H]: input row first)
 
     # Layer 0's input projection of every character [V, G*H]: int8 with a scale per character (float32 as is).
-    table = f32(weights["embedding"]) @ f32(rnn[0]["kernel"]) + input_bias(rnn[0]["bias"])
+    table = f32(weights.embedding) @ f32(rnn[0].kernel) + input_bias(rnn[0].bias)
     if matmul == "float32":
         gx = g.op("Gather", g.const("table", table), "ids")
     else:
@@ -120,10 +121,10 @@ def build_step(weights: dict, cell: str, never_mask: np.ndarray, matmul: str = "
     new = []
     for i, w in enumerate(rnn):
         if i > 0:  # the layer below's new h is this layer's input
-            gx = g.dense(new[-per_layer], f32(w["kernel"]), input_bias(w["bias"]), f"kernel{i}")
+            gx = g.dense(new[-per_layer], f32(w.kernel), input_bias(w.bias), f"kernel{i}")
         if cell == "gru":  # Keras GRU, reset_after=True, gate order z, r, h
             prev = old[i]
-            gh = g.dense(prev, f32(w["recurrent"]), f32(w["bias"])[1], f"recurrent{i}")
+            gh = g.dense(prev, f32(w.recurrent), f32(w.bias)[1], f"recurrent{i}")
             sizes = g.const(f"gru_split{i}", np.array([2 * units, units], np.int64))
             x_zr, xh = g.op("Split", gx, sizes, axis=1, outputs=2)
             h_zr, hh = g.op("Split", gh, sizes, axis=1, outputs=2)
@@ -133,7 +134,7 @@ def build_step(weights: dict, cell: str, never_mask: np.ndarray, matmul: str = "
             new.append(g.op("Where", keep, state, prev))
         else:  # Keras LSTM, gate order i, f, c, o
             prev_h, prev_c = old[2 * i], old[2 * i + 1]
-            gates = g.op("Add", gx, g.dense(prev_h, f32(w["recurrent"]), np.zeros(4 * units), f"recurrent{i}"))
+            gates = g.op("Add", gx, g.dense(prev_h, f32(w.recurrent), np.zeros(4 * units), f"recurrent{i}"))
             gi, gf, gc, go = g.op("Split", gates, axis=1, outputs=4)
             c = g.op("Add", g.op("Mul", g.op("Sigmoid", gf), prev_c),
                      g.op("Mul", g.op("Sigmoid", gi), g.op("Tanh", gc)))
@@ -141,10 +142,10 @@ def build_step(weights: dict, cell: str, never_mask: np.ndarray, matmul: str = "
             new.extend([g.op("Where", keep, hn, prev_h), g.op("Where", keep, c, prev_c)])
 
     # What comes next, over the vocabulary padded to whole sampler blocks (padding: -inf logits).
-    vocab = len(weights["dense_bias"])
+    vocab = len(weights.dense_bias)
     padded = vocab + -vocab % BLOCK
-    kernel = np.pad(f32(weights["dense_kernel"]), ((0, 0), (0, padded - vocab)))
-    bias = np.pad(f32(weights["dense_bias"]), (0, padded - vocab), constant_values=-np.inf)
+    kernel = np.pad(f32(weights.dense_kernel), ((0, 0), (0, padded - vocab)))
+    bias = np.pad(f32(weights.dense_bias), (0, padded - vocab), constant_values=-np.inf)
     logits = g.dense(new[(len(rnn) - 1) * per_layer], kernel, bias, "dense")
     scaled = g.op("Add", g.op("Mul", logits, g.op("Unsqueeze", "inv_temperature", axis1)),
                   g.const("never", np.pad(never_mask, (0, padded - vocab))))
@@ -156,7 +157,7 @@ def build_step(weights: dict, cell: str, never_mask: np.ndarray, matmul: str = "
     return g.model(f"onestep_{matmul}",
                    [("ids", INT64, ["B"]), ("feed", BOOL, ["B"]), ("inv_temperature", FLOAT, ["B"]),
                     *[(f"state{i}", FLOAT, ["B", units]) for i in range(n_recurrent)],
-                    *([("novel", FLOAT, ["B", np.shape(weights["book_gates"])[1]])] if novel else [])],
+                    *([("novel", FLOAT, ["B", np.shape(weights.book_gates)[1]])] if novel else [])],
                    [("logits", FLOAT, ["B", padded]), ("probs", FLOAT, ["B", padded]),
                     *[(f"new_state{i}", FLOAT, ["B", units]) for i in range(n_recurrent)]])
 
@@ -176,13 +177,14 @@ class Int8Step:
 
     kernels=("float32",) builds only the float32 graph (for the runtime comparison)."""
 
-    def __init__(self, weights: dict, cell: str, never_mask: np.ndarray, threads: int = 0,
+    def __init__(self, weights: Weights, cell: str, never_mask: np.ndarray, threads: int = 0,
                  kernels: tuple[str, ...] = ("gemv", "gemm")):
         self.sessions = {kind: session(build_step(weights, cell, never_mask, kind), threads) for kind in kernels}
-        self.num_states = int(np.shape(weights["book_states"])[1])
-        self.recurrent = len(weights["rnn"]) * (1 if cell == "gru" else 2)
+        self.num_states = int(np.shape(weights.book_states)[1])
+        self.recurrent = weights.recurrent_states
         self.state_names = [f"new_state{i}" for i in range(self.recurrent)]
-        self.book_gates = np.asarray(weights.get("book_gates", np.zeros((1, 0))), np.float32)  # [K+1, G*H]
+        self.book_gates = np.asarray(weights.book_gates if weights.book_gates is not None else np.zeros((1, 0)),
+                                     np.float32)  # [K+1, G*H]
         self._novel = (None, None)  # (the novel row last given, its gates [B, G*H]): looked up once per story
 
     def session(self, rows: int):

@@ -43,37 +43,38 @@ import tensorflow as tf
 
 from model.card import FORMAT, ModelCard, write_card
 from model.sampling import char_ids, never_mask
+from model.weights import Weights
 
 STORE = tf.float16  # on-disk dtype of the weights
 COMPUTE = tf.float32
 
 
 class OneStep(tf.Module):
-    def __init__(self, weights: dict, chars: list[str], cell: str, card: dict, dtype=STORE,
+    def __init__(self, weights: Weights, chars: list[str], cell: str, card: dict, dtype=STORE,
                  fold_input: bool = False):
         super().__init__(name="onestep")
         if cell not in ("gru", "lstm"):
             raise ValueError(f"unknown cell {cell!r}")
         self.cell = cell
-        self.n_layers = len(weights["rnn"])
-        self.units = int(weights["rnn"][0]["recurrent"].shape[0])
+        self.n_layers = len(weights.rnn)
+        self.units = weights.units
         self.per_layer = 1 if cell == "gru" else 2
         self.n_recurrent = self.n_layers * self.per_layer
-        self.n_states = int(np.shape(weights["book_states"])[1])  # n_recurrent, + 1 novel row (world "input")
+        self.n_states = int(np.shape(weights.book_states)[1])  # n_recurrent, + 1 novel row (world "input")
         vocab_size = len(chars)
 
         store = lambda a: tf.Variable(np.asarray(a), dtype=dtype, trainable=False)  # noqa: E731
-        self.embedding = store(weights["embedding"])  # [V, E]
-        self.kernels = [store(w["kernel"]) for w in weights["rnn"]]  # [in, G*H]
-        self.recurrents = [store(w["recurrent"]) for w in weights["rnn"]]  # [H, G*H]
-        self.biases = [store(w["bias"]) for w in weights["rnn"]]  # GRU [2, 3H]; LSTM [4H]
-        self.dense_kernel = store(weights["dense_kernel"])  # [H, V]
-        self.dense_bias = store(weights["dense_bias"])  # [V]
+        self.embedding = store(weights.embedding)  # [V, E]
+        self.kernels = [store(w.kernel) for w in weights.rnn]  # [in, G*H]
+        self.recurrents = [store(w.recurrent) for w in weights.rnn]  # [H, G*H]
+        self.biases = [store(w.bias) for w in weights.rnn]  # GRU [2, 3H]; LSTM [4H]
+        self.dense_kernel = store(weights.dense_kernel)  # [H, V]
+        self.dense_bias = store(weights.dense_bias)  # [V]
         # [K+1, S, H] float32: the state each novel starts from (row 0: no novel). Small, and read
         # once per story, so kept exact.
-        self.book_states = tf.Variable(np.asarray(weights["book_states"], np.float32), trainable=False)
+        self.book_states = tf.Variable(np.asarray(weights.book_states, np.float32), trainable=False)
         if self.n_states > self.n_recurrent:  # [K+1, G*H]: each novel's share of layer 0's gates
-            self.book_gates = store(weights["book_gates"])
+            self.book_gates = store(weights.book_gates)
 
         self.vocab = tf.Variable(chars, dtype=tf.string, trainable=False)
         first = char_ids(chars)
@@ -87,9 +88,9 @@ class OneStep(tf.Module):
         self.card = tf.Variable(json.dumps(card, ensure_ascii=False), trainable=False)
         self.folded = None
         if fold_input:  # [V, G*H] float32: a gather instead of a matmul per character (in-process only)
-            first = weights["rnn"][0]
-            table = (weights["embedding"].astype(np.float32) @ first["kernel"].astype(np.float32)
-                     + self._input_bias(first["bias"]))
+            first = weights.rnn[0]
+            table = (weights.embedding.astype(np.float32) @ first.kernel.astype(np.float32)
+                     + self._input_bias(first.bias))
             self.folded = tf.Variable(table.astype(np.float32), trainable=False)
         self._unk_mask = tf.constant(never_mask(chars))  # [V]: -inf for ids never sampled
 
@@ -261,7 +262,7 @@ class OneStep(tf.Module):
         return {"nll": nll, "chars": lengths, "states": tf.stack(states)}
 
 
-def export(weights: dict, chars: list[str], card: ModelCard, path) -> None:
+def export(weights: Weights, chars: list[str], card: ModelCard, path) -> None:
     """Build the OneStep module and write it as a SavedModel, with model.json (the card) beside it."""
     module = OneStep(weights, chars, card.architecture.cell, card.to_json())
     tf.saved_model.save(module, str(path))

@@ -24,6 +24,7 @@ import numpy as np
 
 from model.card import Architecture, ModelCard, write_card
 from model.quant import dequantize, quantize
+from model.weights import RecurrentLayer, Weights
 from train.config import TrainConfig
 from train.vocab import Vocabulary
 
@@ -33,15 +34,15 @@ QUANTIZED_AXIS = {"embedding": 1, "dense_kernel": 0, "kernel": 0, "recurrent": 0
 SCALE = "__scale"  # suffix of a quantized matrix's scales in weights.npz
 
 
-def pack(weights: dict, path: Path, bits: int = 16) -> None:
+def pack(weights: Weights, path: Path, bits: int = 16) -> None:
     """Save `network.export_weights` output as one flat .npz: float16, or int8 matrices (bits=8)
     with per-channel float32 scales (model.quant)."""
-    flat = {"embedding": weights["embedding"], "dense_kernel": weights["dense_kernel"],
-            "dense_bias": weights["dense_bias"], "book_states": weights["book_states"]}
-    if "book_gates" in weights:  # world "input"; float16 like the other vectors
-        flat["book_gates"] = weights["book_gates"]
-    for i, layer in enumerate(weights["rnn"]):
-        for k, v in layer.items():
+    flat = {"embedding": weights.embedding, "dense_kernel": weights.dense_kernel,
+            "dense_bias": weights.dense_bias, "book_states": weights.book_states}
+    if weights.book_gates is not None:  # world "input"; float16 like the other vectors
+        flat["book_gates"] = weights.book_gates
+    for i, layer in enumerate(weights.rnn):
+        for k, v in layer.arrays().items():
             flat[f"rnn_{i}_{k}"] = v
     out = {}
     for name, value in flat.items():
@@ -58,7 +59,7 @@ def _quantized_axis(name: str) -> int | None:
     return QUANTIZED_AXIS.get(name.split("_")[-1] if name.startswith("rnn_") else name)
 
 
-def unpack(path: Path) -> dict:
+def unpack(path: Path) -> Weights:
     """weights.npz (float16 or 8-bit) -> weights by role (float16 or float32 arrays)."""
     z = np.load(path)
 
@@ -68,15 +69,11 @@ def unpack(path: Path) -> dict:
         return dequantize(z[name], z[name + SCALE], _quantized_axis(name))
 
     n = len({k.split("_")[1] for k in z.files if k.startswith("rnn_")})
-    rnn = [{k: get(f"rnn_{i}_{k}") for k in ("kernel", "recurrent", "bias")} for i in range(n)]
-    units = rnn[0]["recurrent"].shape[0]
-    per_layer = 1 if rnn[0]["bias"].ndim == 2 else 2  # GRU biases are [2, 3H] (one state), LSTM's [4H] (h, c)
-    books = z["book_states"] if "book_states" in z.files else np.zeros((1, n * per_layer, units), np.float16)
-    weights = {"embedding": get("embedding"), "dense_kernel": get("dense_kernel"), "dense_bias": z["dense_bias"],
-               "rnn": rnn, "book_states": books}
-    if "book_gates" in z.files:
-        weights["book_gates"] = z["book_gates"]
-    return weights
+    rnn = [RecurrentLayer(*(get(f"rnn_{i}_{k}") for k in ("kernel", "recurrent", "bias"))) for i in range(n)]
+    weights = Weights(embedding=get("embedding"), rnn=rnn, dense_kernel=get("dense_kernel"), dense_bias=z["dense_bias"],
+                      book_gates=z["book_gates"] if "book_gates" in z.files else None)
+    no_novels = np.zeros((1, weights.recurrent_states, weights.units), np.float16)  # runs from before novels
+    return weights.replace(book_states=z["book_states"] if "book_states" in z.files else no_novels)
 
 
 def run_books(run: Path) -> dict:
@@ -85,7 +82,7 @@ def run_books(run: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"books": [], "names": {}}
 
 
-def run_weights(run: Path, cfg: TrainConfig, vocab_size: int) -> dict:
+def run_weights(run: Path, cfg: TrainConfig, vocab_size: int) -> Weights:
     """The run's best weights by role, from weights.npz or the Keras checkpoint."""
     if (run / "weights.npz").exists():
         return unpack(run / "weights.npz")
@@ -102,16 +99,17 @@ def run_weights(run: Path, cfg: TrainConfig, vocab_size: int) -> dict:
     return network.export_weights(cfg, model, n_books, Vocabulary.load(run / "vocab.json").token_base)
 
 
-def make_card(run: Path, cfg: TrainConfig, vocab: Vocabulary, weights: dict,
+def make_card(run: Path, cfg: TrainConfig, vocab: Vocabulary, weights: Weights,
               book_strength: float | None = None) -> ModelCard:
     report = json.loads((run / "report.json").read_text()) if (run / "report.json").exists() else {}
     corpus = json.loads((run / "corpus.json").read_text())["files"]
-    params = sum(int(np.prod(a.shape)) for k, a in weights.items() if k not in ("rnn", "book_states", "book_gates"))
+    size = lambda a: int(np.prod(np.shape(a)))  # noqa: E731
+    params = size(weights.embedding) + size(weights.dense_kernel) + size(weights.dense_bias)
     if cfg.world == "state":  # learned parameters; a token world's states are derived, not learned
-        params += int(np.prod(weights["book_states"].shape))
+        params += size(weights.book_states)
     if cfg.world == "input":  # the learned vectors [K+1, E]; the table's rows are derived from them
-        params += weights["book_states"].shape[0] * cfg.embedding_dim
-    params += sum(int(np.prod(a.shape)) for layer in weights["rnn"] for a in layer.values())
+        params += weights.book_states.shape[0] * cfg.embedding_dim
+    params += sum(size(a) for layer in weights.rnn for a in layer.arrays().values())
     best = report.get("best_val_nats_per_char")
     import tensorflow as tf  # noqa: PLC0415
 
@@ -169,14 +167,14 @@ def world_figures(model_dir: Path) -> dict:
 BOOK_STRENGTH = 2.0
 
 
-def strengthen_books(weights: dict, cfg: TrainConfig, strength: float) -> dict:
+def strengthen_books(weights: Weights, cfg: TrainConfig, strength: float) -> Weights:
     """World "input": each novel's share of layer 0's gates (not row 0, "no novel") times
     `strength`; other worlds unchanged."""
     if cfg.world != "input" or strength == 1.0:
         return weights
-    gates = np.array(weights["book_gates"], np.float32)  # [K+1, G*units]
+    gates = np.array(weights.book_gates, np.float32)  # [K+1, G*units]
     gates[1:] *= strength
-    return {**weights, "book_gates": gates}
+    return weights.replace(book_gates=gates)
 
 
 def export_run(run: Path, out: Path | None = None, evaluate: bool = False, report=print,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from model.weights import RecurrentLayer, Weights
 from train.config import TrainConfig
 
 
@@ -175,7 +176,7 @@ def book_gates(model: keras.Model) -> np.ndarray:
     return vectors @ np.asarray(model.get_layer("rnn_0").get_weights()[0], np.float32)  # [E, G*units]
 
 
-def export_weights(cfg: TrainConfig, model: keras.Model, n_books: int = 0, token_base: int = 0) -> dict:
+def export_weights(cfg: TrainConfig, model: keras.Model, n_books: int = 0, token_base: int = 0) -> Weights:
     """Plain NumPy weights by role, the form `model.onestep` builds a SavedModel from.
 
     embedding [V, E]; per layer kernel [in, G*units], recurrent [units, G*units],
@@ -184,24 +185,19 @@ def export_weights(cfg: TrainConfig, model: keras.Model, n_books: int = 0, token
     world "input" also book_gates [K+1, G*units].
     """
     get = lambda name: [w for w in model.get_layer(name).get_weights()]  # noqa: E731
-    rnn = []
-    for i in range(cfg.layers):
-        kernel, recurrent, bias = get(f"rnn_{i}")
-        rnn.append({"kernel": kernel, "recurrent": recurrent, "bias": bias})
+    rnn = [RecurrentLayer(*get(f"rnn_{i}")) for i in range(cfg.layers)]  # kernel, recurrent, bias
     dense_kernel, dense_bias = get("logits")
-    weights = {"embedding": get("embedding")[0], "rnn": rnn, "dense_kernel": dense_kernel, "dense_bias": dense_bias,
-               "book_states": book_start_states(cfg, model, n_books, token_base)}
-    if cfg.world == "input":
-        weights["book_gates"] = book_gates(model)
-    return weights
+    return Weights(embedding=get("embedding")[0], rnn=rnn, dense_kernel=dense_kernel, dense_bias=dense_bias,
+                   book_states=book_start_states(cfg, model, n_books, token_base),
+                   book_gates=book_gates(model) if cfg.world == "input" else None)
 
 
-def set_role_weights(cfg: TrainConfig, model: keras.Model, weights: dict) -> None:
+def set_role_weights(cfg: TrainConfig, model: keras.Model, weights: Weights) -> None:
     """The inverse of export_weights for the shared layers (a "state" world's table is left as it is)."""
-    model.get_layer("embedding").set_weights([weights["embedding"]])
-    for i, layer in enumerate(weights["rnn"]):
-        model.get_layer(f"rnn_{i}").set_weights([layer["kernel"], layer["recurrent"], layer["bias"]])
-    model.get_layer("logits").set_weights([weights["dense_kernel"], weights["dense_bias"]])
+    model.get_layer("embedding").set_weights([weights.embedding])
+    for i, layer in enumerate(weights.rnn):
+        model.get_layer(f"rnn_{i}").set_weights([layer.kernel, layer.recurrent, layer.bias])
+    model.get_layer("logits").set_weights([weights.dense_kernel, weights.dense_bias])
 
 
 def top_state_index(cfg: TrainConfig) -> int:

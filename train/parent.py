@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.weights import RecurrentLayer, Weights
 from train.config import TrainConfig
 from train.export import run_books, run_weights
 from train.vocab import BOOK_TOKEN_BASE, UNK, Vocabulary, book_token
@@ -52,7 +53,7 @@ class Parent:
     world: str  # "none", "state", "token" or "input"
     chars: list[str]  # the vocabulary, [UNK] first
     books: list[str]  # the names of its novels 1..K
-    weights: dict  # by role, as network.export_weights gives them (float32)
+    weights: Weights  # the shared layers, float32 (see _float32)
 
     def record(self, child_chars: list[str]) -> dict:
         """parent.json: where the child came from."""
@@ -85,11 +86,12 @@ def load_parent(path: str | Path) -> Parent:
     raise ParentError(f"{path}: neither a run directory (config.json) nor a model directory (model.json)")
 
 
-def _float32(weights: dict) -> dict:
+def _float32(weights: Weights) -> Weights:
+    """The shared layers in float32 (a novel table is the child's own)."""
     f = lambda a: np.asarray(a, np.float32)  # noqa: E731
-    return {"embedding": f(weights["embedding"]), "dense_kernel": f(weights["dense_kernel"]),
-            "dense_bias": f(weights["dense_bias"]),
-            "rnn": [{k: f(v) for k, v in layer.items()} for layer in weights["rnn"]]}
+    return Weights(embedding=f(weights.embedding), dense_kernel=f(weights.dense_kernel),
+                   dense_bias=f(weights.dense_bias),
+                   rnn=[RecurrentLayer(*(f(a) for a in layer.arrays().values())) for layer in weights.rnn])
 
 
 def fine_tune_config(given: dict, parent: Parent) -> TrainConfig:
@@ -114,7 +116,7 @@ def _is_book_token(c: str) -> bool:
     return c != UNK and len(c) == 1 and BOOK_TOKEN_BASE <= ord(c) <= 0xF8FF
 
 
-def child_weights(parent: Parent, child_chars: list[str], child_books: list[str] = ()) -> dict:
+def child_weights(parent: Parent, child_chars: list[str], child_books: list[str] = ()) -> Weights:
     """The parent's weights with embedding rows and output columns laid out for `child_chars`
     (`child_books`: the child's novel names 1..K, for its novel tokens)."""
     index = {c: i for i, c in enumerate(parent.chars)}
@@ -123,12 +125,12 @@ def child_weights(parent: Parent, child_chars: list[str], child_books: list[str]
     # Embedding rows: the same, but a novel token reads as the parent's token for that novel.
     rows = np.array([_parent_token(parent, index, child_books, c) if _is_book_token(c) else index.get(c, 0)
                      for c in child_chars])
-    bias = parent.weights["dense_bias"][out].copy()
+    bias = parent.weights.dense_bias[out].copy()
     # [UNK]'s probability, shared between every column copied from it: the known ones keep theirs.
     shared = out == 0
     bias[shared] -= math.log(int(shared.sum()))
-    return {"embedding": parent.weights["embedding"][rows], "rnn": parent.weights["rnn"],
-            "dense_kernel": parent.weights["dense_kernel"][:, out], "dense_bias": bias}
+    return Weights(embedding=parent.weights.embedding[rows], rnn=parent.weights.rnn,
+                   dense_kernel=parent.weights.dense_kernel[:, out], dense_bias=bias)
 
 
 def _parent_token(parent: Parent, index: dict, child_books: list[str], token: str) -> int:

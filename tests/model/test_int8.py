@@ -70,14 +70,15 @@ def test_lstm_graph_matches_the_tensorflow_onestep():
     import tensorflow as tf
 
     from model.onestep import OneStep
+    from model.weights import RecurrentLayer, Weights
 
     rng = np.random.default_rng(0)
     units, emb, chars = 8, 4, ["[UNK]"] + list("甲乙丙丁戊己庚辛")
     r = lambda *shape: rng.normal(0, 0.5, shape).astype(np.float32)  # noqa: E731
-    weights = {"embedding": r(len(chars), emb), "dense_kernel": r(units, len(chars)), "dense_bias": r(len(chars)),
-               "book_states": np.zeros((1, 4, units), np.float32),
-               "rnn": [{"kernel": r(emb if i == 0 else units, 4 * units), "recurrent": r(units, 4 * units),
-                        "bias": r(4 * units)} for i in range(2)]}
+    weights = Weights(embedding=r(len(chars), emb), dense_kernel=r(units, len(chars)), dense_bias=r(len(chars)),
+                      book_states=np.zeros((1, 4, units), np.float32),
+                      rnn=[RecurrentLayer(r(emb if i == 0 else units, 4 * units), r(units, 4 * units), r(4 * units))
+                           for i in range(2)])
     reference = OneStep(weights, chars, "lstm", {}, dtype=tf.float32)
     text = "甲乙丙丁戊己庚辛甲丙戊庚"
     want = reference.score(tf.constant([text]), tf.zeros([4, 1, units]))

@@ -112,11 +112,11 @@ def test_eight_bit_weights_round_trip(tiny_run, tmp_path):
     pack(weights, tmp_path / "w16.npz")
     back = unpack(tmp_path / "w8.npz")
     for name in ("embedding", "dense_kernel"):
-        err = np.abs(back[name] - weights[name])
-        channel = np.abs(weights[name]).max(axis=1 if name == "embedding" else 0, keepdims=True)
+        err = np.abs(getattr(back, name) - getattr(weights, name))
+        channel = np.abs(getattr(weights, name)).max(axis=1 if name == "embedding" else 0, keepdims=True)
         assert (err <= channel / 127 / 2 + 1e-7).all(), name  # half a step of its channel's scale
-    k = back["rnn"][1]["recurrent"]
-    assert k.shape == weights["rnn"][1]["recurrent"].shape and k.dtype == np.float32
+    k = back.rnn[1].recurrent
+    assert k.shape == weights.rnn[1].recurrent.shape and k.dtype == np.float32
     stored = lambda path: sum(a.nbytes for a in np.load(path).values())  # noqa: E731
     assert np.load(tmp_path / "w8.npz")["rnn_0_kernel"].dtype == np.int8
     assert stored(tmp_path / "w8.npz") < 0.65 * stored(tmp_path / "w16.npz")  # scales cost more in a tiny model
@@ -138,11 +138,11 @@ def test_novel_tokens_start_from_the_same_novel_or_from_no_novel(world_corpus, t
     chars = child_vocabulary(parent, own).with_book_tokens(2).chars  # novels 1 射雕, 2 倚天 (corpus order)
     child = child_weights(parent, chars, ["射雕", "倚天"])
     row = {c: i for i, c in enumerate(parent.chars)}
-    emb = parent.weights["embedding"]
+    emb = parent.weights.embedding
     token = lambda k: chars.index(book_token(k))  # noqa: E731
-    np.testing.assert_array_equal(child["embedding"][token(1)], emb[row[book_token(2)]])  # 射雕: the parent's 射雕
-    np.testing.assert_array_equal(child["embedding"][token(2)], emb[row[book_token(0)]])  # 倚天: "no novel"
-    np.testing.assert_array_equal(child["embedding"][token(0)], emb[row[book_token(0)]])
+    np.testing.assert_array_equal(child.embedding[token(1)], emb[row[book_token(2)]])  # 射雕: the parent's 射雕
+    np.testing.assert_array_equal(child.embedding[token(2)], emb[row[book_token(0)]])  # 倚天: "no novel"
+    np.testing.assert_array_equal(child.embedding[token(0)], emb[row[book_token(0)]])
 
 
 def test_fine_tune_from_a_saved_model_that_gets_its_novel_at_every_character(tiny_input_world_run, new_corpus,

@@ -110,8 +110,8 @@ def test_carried_state_training_resumes_exactly_and_exports(tiny_corpus, tmp_pat
     cut = tmp_path / "cut"
     run_cfg, vocab = TrainConfig.load(cut / "config.json"), Vocabulary.load(cut / "vocab.json")
     weights = run_weights(tmp_path / "cut", run_cfg, len(vocab))  # what export and pack read
-    assert weights["embedding"].shape == (len(vocab), run_cfg.embedding_dim)
-    assert weights["rnn"][0]["recurrent"].shape == (16, 3 * 16)
+    assert weights.embedding.shape == (len(vocab), run_cfg.embedding_dim)
+    assert weights.rnn[0].recurrent.shape == (16, 3 * 16)
 
 
 def test_fit_carries_the_state_from_batch_to_batch():
