@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench import result_line
 from bench.speed import rss_mb
 from bot.engine import MAX_RESIDENT_CHATS, StoryEngine
 from bot.limits import LimitConfig, Limits
@@ -84,8 +84,7 @@ def main(argv=None) -> int:
           f"RSS {result['rss_mb']} MB, {result['resident_chats']:,} states in memory "
           f"(MAX_RESIDENT_CHATS {result['max_resident_chats']:,}); "
           f"the first chat's /continue {'worked' if result['first_chat_continued'] else 'FAILED'}")
-    print("RESULT " + json.dumps(result))
-    return 0
+    return result_line(result)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,12 @@ shipped model's kind, against tensorflow-float32. Prints a table and `RESULT {js
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 import numpy as np
 
+from bench import result_line
 from model import sampling
 from model.int8 import Int8Step
 from model.runtime import StepRuntime
@@ -118,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         quality = nll[0] / n[0]
         result[name] = {"single_cps": round(one, 1), "batch_cps": round(many, 1), "nats_per_char": round(quality, 4)}
         print(f"{name:22} {one:14.0f} {many:16.0f} {quality:10.4f} {quality - reference:+11.4f}")
-    print("RESULT " + json.dumps({"batch": args.batch, "length": args.length, "runtimes": result}))
-    return 0
+    return result_line({"batch": args.batch, "length": args.length, "runtimes": result})
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import platform
 import sys
@@ -29,6 +28,7 @@ import time
 
 import numpy as np
 
+from bench import result_line
 from bench.notebook import NotebookLoop
 from bench.roofline import measure_machine, per_char_costs
 from bot.engine import ChatSession
@@ -191,8 +191,7 @@ def main(argv: list[str] | None = None) -> int:
               "bandwidth_fraction": round(bandwidth_fraction, 4), "compute_fraction": round(compute_fraction, 4),
               "rss_mb": round(memory, 1), "idle_chats": idle, "length": args.length,
               "runtime": m.runtime, "model": m.card.name}
-    print("RESULT " + json.dumps(result, ensure_ascii=False))
-    return 0
+    return result_line(result)
 
 
 if __name__ == "__main__":

@@ -138,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         model = load(args.model, "float32" if args.exact else None)
         book = model.resolve_book(args.book) if args.book != "auto" else "auto"
         if args.worlds:
-            return print_worlds(world_consistency(model, book), args.json)
+            return show(world_consistency(model, book), args.json, world_lines)
         if args.format:
-            return print_format(format_check(model), args.json)
+            return show(format_check(model), args.json, format_lines)
         if not args.paths:
             raise ValueError("give the files to score (or --worlds)")
         novels = read_corpus(args.paths, report=log)
@@ -148,44 +148,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     named = [(str(n.path), split_tail(n.text, args.tail)[1] if args.tail else n.text) for n in novels]
-    result = evaluate(model, named, args.chunk, args.window, book)
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False))
-        return 0
-    for name, f in result["files"].items():
-        print(f"{name} [{f['book'] or 'no novel'}]: {f['nats_per_char']:.4f} nats/char, "
-              f"{f['bits_per_char']:.4f} bits/char, "
-              f"perplexity {f['perplexity']:.1f}, {f['chars']:,} chars")
-    print(f"total: {result['nats_per_char']:.4f} nats/char, {result['bits_per_char']:.4f} bits/char, "
-          f"perplexity {result['perplexity']:.1f}, {result['chars']:,} chars")
+    return show(evaluate(model, named, args.chunk, args.window, book), args.json, score_lines)
+
+
+def show(result: dict, as_json: bool, lines) -> int:
+    """Print `result` as one JSON object (--json), else as the lines `lines(result)` gives; exit status 0."""
+    print(json.dumps(result, ensure_ascii=False) if as_json else "\n".join(lines(result)))
     return 0
 
 
-def print_format(result: dict, as_json: bool) -> int:
-    if as_json:
-        print(json.dumps(result, ensure_ascii=False))
-        return 0
-    for text in result["flagged"]:
-        print(text, end="\n\n")
-    print(f"{result['samples']} continuations × {result['length']} chars at temperature {result['temperature']}: "
-          f"{result['missing_glyph']} missing-glyph marks, {result['corner_quotes']} corner quotes, "
-          f"{result['wrapped_runs']} hard-wrapped runs")
-    return 0
+def score_lines(result: dict) -> list[str]:
+    return [*(f"{name} [{f['book'] or 'no novel'}]: {f['nats_per_char']:.4f} nats/char, "
+              f"{f['bits_per_char']:.4f} bits/char, perplexity {f['perplexity']:.1f}, {f['chars']:,} chars"
+              for name, f in result["files"].items()),
+            f"total: {result['nats_per_char']:.4f} nats/char, {result['bits_per_char']:.4f} bits/char, "
+            f"perplexity {result['perplexity']:.1f}, {result['chars']:,} chars"]
 
 
-def print_worlds(result: dict, as_json: bool) -> int:
-    if as_json:
-        print(json.dumps(result, ensure_ascii=False))
-        return 0
-    for name, v in result["books"].items():
-        total = v["own"] + v["foreign"]
-        print(f"{name}: {v['own']} own names, {v['foreign']} from other novels"
-              + (f" ({v['foreign'] / total:.0%})" if total else ""))
-    print(f"names from other novels: {result['foreign_share']:.1%} of {result['own'] + result['foreign']} "
-          f"({result['prompts']} prompts × {result['length']} chars at temperature {result['temperature']}, "
-          f"book {result['book'] or 'none'}, seed {result['seed']})")
-    return 0
+def format_lines(result: dict) -> list[str]:
+    return [*(text + "\n" for text in result["flagged"]),
+            f"{result['samples']} continuations × {result['length']} chars at temperature {result['temperature']}: "
+            f"{result['missing_glyph']} missing-glyph marks, {result['corner_quotes']} corner quotes, "
+            f"{result['wrapped_runs']} hard-wrapped runs"]
 
+
+def world_lines(result: dict) -> list[str]:
+    counted = lambda v: v["own"] + v["foreign"]  # noqa: E731
+    return [*(f"{name}: {v['own']} own names, {v['foreign']} from other novels"
+              + (f" ({v['foreign'] / counted(v):.0%})" if counted(v) else "") for name, v in result["books"].items()),
+            f"names from other novels: {result['foreign_share']:.1%} of {counted(result)} "
+            f"({result['prompts']} prompts × {result['length']} chars at temperature {result['temperature']}, "
+            f"book {result['book'] or 'none'}, seed {result['seed']})"]
 
 if __name__ == "__main__":
     sys.exit(main())

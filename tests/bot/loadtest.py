@@ -13,7 +13,6 @@ it with a few chats on a tiny model (tests/bot/test_load.py).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import result_line
 from tests.bot.fake_telegram import FakeTelegram
 from tests.bot.harness import BotProcess
 
@@ -91,8 +91,7 @@ def main(argv=None) -> int:
           f"p95 {result['first_p95_s']:.2f} s; final text p50 {result['final_p50_s']:.2f} s, "
           f"p95 {result['final_p95_s']:.2f} s; the bot's memory afterwards {result['bot_rss_mb']:.0f} MB; "
           f"{result['log_errors']} errors and {result['log_warnings']} warnings logged")
-    print("RESULT " + json.dumps(result))
-    return 0
+    return result_line(result)
 
 
 if __name__ == "__main__":
