@@ -98,7 +98,7 @@ def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str 
     rnn = weights.rnn
     units = weights.units
     per_layer = 1 if cell == "gru" else 2
-    n_recurrent = len(rnn) * per_layer
+    n_recurrent = weights.recurrent_states
     n_states = int(np.shape(weights.book_states)[1])  # + 1 novel row in a world "input" (see model.onestep)
     f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
     input_bias = lambda b: f32(b)[0] if cell == "gru" else f32(b)  # noqa: E731  (GRU [2, 3H]: input row first)
@@ -183,8 +183,8 @@ class Int8Step:
         self.num_states = int(np.shape(weights.book_states)[1])
         self.recurrent = weights.recurrent_states
         self.state_names = [f"new_state{i}" for i in range(self.recurrent)]
-        self.book_gates = np.asarray(weights.book_gates if weights.book_gates is not None else np.zeros((1, 0)),
-                                     np.float32)  # [K+1, G*H]
+        # [K+1, G*H] (world "input"; read only when the states carry a novel row)
+        self.book_gates = None if weights.book_gates is None else np.asarray(weights.book_gates, np.float32)
         self._novel = (None, None)  # (the novel row last given, its gates [B, G*H]): looked up once per story
 
     def session(self, rows: int):
