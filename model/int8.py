@@ -1,16 +1,22 @@
-"""One character step of the OneStep network as an ONNX graph with 8-bit weights, run by ONNX Runtime.
+"""Characters of the OneStep network as one ONNX graph with 8-bit weights, run by ONNX Runtime.
 
     step = Int8Step(weights, cell, never_mask(chars))   # weights as CharModel.weights() returns them
-    (probs,), states = step(ids, feed, states, inv_temperature, ("probs",))
+    chosen, nll, logits, states = step.run(ids, feed, sample, u, states, inv_temperature)
+    logits, states = step(ids[0], feed[0], states)      # one step (bench.runtimes' Python loop)
 
-Inputs: ids int64 [B], feed bool [B], states (S arrays float32 [B, H]), inv_temperature
-float32 [B]; a world "input" model's last state row (the novel's id in column 0) becomes
-that novel's share of layer 0's gates, input "novel" [B, G*H], and comes back as it went in.
-Each call first feeds `ids` to the rows where `feed` is true (the others
-keep their state), then gives what comes next from the new states: "logits" [B, V']
-and "probs" = softmax(logits / temperature + never mask) [B, V'], with V' the
-vocabulary padded with -inf logits to whole blocks of `model.sampling.draw`. Reading
-a text, sampling and scoring are all this one call (`model.runtime` loops over it).
+One call runs N steps in an ONNX Loop, so a 64-character chunk is one call rather than
+64. Inputs: ids int64 [N, B], feed bool [N, B], sample bool [N], u float32 [N, B],
+inv_temperature float32 [B], states (S arrays float32 [B, H]); a world "input" model's
+last state row (the novel's id in column 0) becomes that novel's share of layer 0's
+gates, input "novel" [B, G*H], and comes back as it went in. Step t first picks each
+row's character: ids[t], or where sample[t], one drawn from softmax(logits / temperature
++ never mask) at the uniform u[t] (`draw` below: `model.sampling.draw`'s rule, in
+float32); nll[t] = -log p(that character) at temperature 1 (what `score` sums). Then the
+rows where feed[t] read it (the others keep their state) and logits [B, V'] of what comes
+next follow from the new states. Outputs: chosen int64 [N, B], nll float32 [N, B], the
+last logits [B, V'] (V' is the vocabulary padded with -inf logits to whole blocks of
+`model.sampling.draw`) and the new states. Reading a text (feed, no sample), writing
+(sample, feed) and scoring (nll) are all this one call (`model.runtime` chooses N).
 
 Every matrix read per character is 8-bit with float32 scales (`model.quant`); layer 0's
 input projection is folded with the embedding into one table [V, G*H] (int8, a scale
@@ -41,21 +47,30 @@ NBITS_BLOCK = 256  # largest block of MatMulNBits' 8-bit kernels
 
 
 class Graph:
-    """A small builder: named nodes and initializers, so the network below reads like the TF one."""
+    """A small builder: named nodes and initializers, so the network below reads like the TF one.
 
-    def __init__(self, matmul: str):
+    `body()` gives a graph for a Loop's body: its own nodes and names, the same
+    initializers (a body reads the weights from the outer graph, so they are stored once)."""
+
+    def __init__(self, matmul: str, prefix: str = "", consts: dict | None = None):
         from onnx import helper, numpy_helper  # noqa: PLC0415  (onnx is needed only to build the graph)
 
-        self.helper, self.numpy_helper, self.matmul = helper, numpy_helper, matmul
-        self.nodes, self.inits, self._n = [], [], 0
+        self.helper, self.numpy_helper, self.matmul, self.prefix = helper, numpy_helper, matmul, prefix
+        self.nodes, self._n = [], 0
+        self.consts = {} if consts is None else consts  # name -> TensorProto, shared with bodies
+
+    def body(self, prefix: str) -> Graph:
+        return Graph(self.matmul, prefix, self.consts)
 
     def const(self, name: str, value) -> str:
-        self.inits.append(self.numpy_helper.from_array(np.asarray(value), name))
+        """An initializer; made once per name (a body and its outer graph reuse the same weights)."""
+        if name not in self.consts:
+            self.consts[name] = self.numpy_helper.from_array(np.asarray(value() if callable(value) else value), name)
         return name
 
     def op(self, kind: str, *inputs: str, outputs: int = 1, domain: str | None = None, **attrs):
         self._n += 1
-        names = [f"{kind.lower()}_{self._n}_{i}" for i in range(outputs)]
+        names = [f"{self.prefix}{kind.lower()}_{self._n}_{i}" for i in range(outputs)]
         self.nodes.append(self.helper.make_node(kind, list(inputs), names, domain=domain, **attrs))
         return names[0] if outputs == 1 else names
 
@@ -67,57 +82,63 @@ class Graph:
                     if v == value:
                         io[i] = name
 
-    def model(self, name: str, inputs: list, outputs: list) -> bytes:
-        """The serialized ONNX model; inputs and outputs as (name, ONNX element type, shape)."""
+    def graph(self, name: str, inputs: list, outputs: list, with_consts: bool = True):
+        """The GraphProto; inputs and outputs as (name, ONNX element type, shape or None)."""
         h = self.helper
-        graph = h.make_graph(self.nodes, name, [h.make_tensor_value_info(*i) for i in inputs],
-                             [h.make_tensor_value_info(*o) for o in outputs], self.inits)
-        return h.make_model(graph, opset_imports=[h.make_opsetid("", OPSET), h.make_opsetid(MS, 1)]).SerializeToString()
+        return h.make_graph(self.nodes, name, [h.make_tensor_value_info(*i) for i in inputs],
+                            [h.make_tensor_value_info(*o) for o in outputs],
+                            list(self.consts.values()) if with_consts else [])
+
+    def model(self, name: str, inputs: list, outputs: list) -> bytes:
+        """The serialized ONNX model (see `graph`)."""
+        h = self.helper
+        return h.make_model(self.graph(name, inputs, outputs),
+                            opset_imports=[h.make_opsetid("", OPSET), h.make_opsetid(MS, 1)]).SerializeToString()
 
     def dense(self, x: str, w: np.ndarray, bias: np.ndarray, name: str) -> str:
-        """x [B, K] @ w [K, N] + bias [N] with the graph's matmul kernel."""
-        bias = self.const(f"{name}_bias", np.asarray(bias, np.float32))
+        """x [B, K] @ w [K, N] + bias [N] with the graph's matmul kernel; the weights are quantized and
+        stored once per name (a body and its outer graph share them)."""
         k, n = w.shape
+        made = f"{name}_bias" in self.consts
+        bias = self.const(f"{name}_bias", np.asarray(bias, np.float32))
         if self.matmul == "float32":
-            return self.op("Add", self.op("MatMul", x, self.const(name, w.astype(np.float32))), bias)
+            return self.op("Add", self.op("MatMul", x, self.const(name, np.asarray(w, np.float32))), bias)
         if self.matmul == "gemm":
-            q, scale = quantize(w, axis=0)  # int8 [K, N], scale [N]
-            return self.op("DynamicQuantizeMatMul", x, self.const(f"{name}_q", q), self.const(f"{name}_scale", scale),
+            if not made:
+                q, scale = quantize(w, axis=0)  # int8 [K, N], scale [N]
+                self.const(f"{name}_q", q), self.const(f"{name}_scale", scale)
+            return self.op("DynamicQuantizeMatMul", x, f"{name}_q", f"{name}_scale",
                            self.const(f"{name}_zero", np.zeros(n, np.int8)), bias, domain=MS)
         block = min(NBITS_BLOCK, 1 << max(4, (k - 1).bit_length()))  # a power of two, 16 to 256
-        padded = np.pad(w, ((0, -k % block), (0, 0)))  # [K', N], K' whole blocks (the kernel ignores the rest)
-        q, scale = quantize(padded.T.reshape(n, -1, block), axis=2)  # int8 [N, K'/block, block], scale [N, blocks]
-        stored = (q.astype(np.int16) + 128).astype(np.uint8)  # MatMulNBits' 8-bit codes: zero point 128
-        return self.op("MatMulNBits", x, self.const(f"{name}_q", stored), self.const(f"{name}_scale", scale.ravel()),
-                       "", "", bias, domain=MS, K=k, N=n, bits=8, block_size=block, accuracy_level=4)
+        if not made:
+            padded = np.pad(w, ((0, -k % block), (0, 0)))  # [K', N], K' whole blocks (the kernel ignores the rest)
+            q, scale = quantize(padded.T.reshape(n, -1, block), axis=2)  # int8 [N, K'/block, block], scale [N, blocks]
+            self.const(f"{name}_q", (q.astype(np.int16) + 128).astype(np.uint8))  # 8-bit codes: zero point 128
+            self.const(f"{name}_scale", scale.ravel())
+        return self.op("MatMulNBits", x, f"{name}_q", f"{name}_scale", "", "", bias, domain=MS,
+                       K=k, N=n, bits=8, block_size=block, accuracy_level=4)
 
 
-def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str = "gemm") -> bytes:
-    """The serialized ONNX model of one step (see the module docstring)."""
-    g = Graph(matmul)
-    rnn = weights.rnn
-    units = weights.units
+def read_char(g: Graph, weights: Weights, cell: str, ids: str, feed: str, old: list[str],
+              novel: str | None) -> list[str]:
+    """Nodes of one character read: rows where feed [B] is true read ids [B] into their states
+    (old: S' names [B, H], S' = the recurrent states); the others keep theirs. The new states' names."""
+    rnn, units = weights.rnn, weights.units
     per_layer = 1 if cell == "gru" else 2
-    n_recurrent = weights.recurrent_states
-    n_states = int(np.shape(weights.book_states)[1])  # + 1 novel row in a world "input" (see model.onestep)
     f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
     input_bias = lambda b: f32(b)[0] if cell == "gru" else f32(b)  # noqa: E731  (GRU [2, 3H]: input row first)
 
     # Layer 0's input projection of every character [V, G*H]: int8 with a scale per character (float32 as is).
-    table = f32(weights.embedding) @ f32(rnn[0].kernel) + input_bias(rnn[0].bias)
-    if matmul == "float32":
-        gx = g.op("Gather", g.const("table", table), "ids")
+    table = lambda: f32(weights.embedding) @ f32(rnn[0].kernel) + input_bias(rnn[0].bias)  # noqa: E731
+    if g.matmul == "float32":
+        gx = g.op("Gather", g.const("table", table), ids)
     else:
-        table_q, table_scale = quantize(table, axis=1)
-        gathered = g.op("Cast", g.op("Gather", g.const("table_q", table_q), "ids"), to=1)
-        gx = g.op("Mul", gathered, g.op("Gather", g.const("table_scale", table_scale[:, None]), "ids"))  # [B, G*H]
-
-    old = [f"state{i}" for i in range(n_recurrent)]  # [B, H] each
-    novel = n_states > n_recurrent  # world "input": the novel's share of layer 0's gates [B, G*H], an input
-    if novel:
-        gx = g.op("Add", gx, "novel")
-    axis1 = g.const("axis1", np.array([1], np.int64))
-    keep = g.op("Unsqueeze", "feed", axis1)  # [B, 1]: rows fed this step take their new state
+        table_q, table_scale = quantize(table(), axis=1)
+        gathered = g.op("Cast", g.op("Gather", g.const("table_q", table_q), ids), to=FLOAT)
+        gx = g.op("Mul", gathered, g.op("Gather", g.const("table_scale", table_scale[:, None]), ids))  # [B, G*H]
+    if novel:  # world "input": the novel's share of layer 0's gates [B, G*H]
+        gx = g.op("Add", gx, novel)
+    keep = g.op("Unsqueeze", feed, g.const("axis1", np.array([1], np.int64)))  # [B, 1]: rows that read
     new = []
     for i, w in enumerate(rnn):
         if i > 0:  # the layer below's new h is this layer's input
@@ -140,25 +161,97 @@ def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str 
                      g.op("Mul", g.op("Sigmoid", gi), g.op("Tanh", gc)))
             hn = g.op("Mul", g.op("Sigmoid", go), g.op("Tanh", c))
             new.extend([g.op("Where", keep, hn, prev_h), g.op("Where", keep, c, prev_c)])
+    return new
 
-    # What comes next, over the vocabulary padded to whole sampler blocks (padding: -inf logits).
+
+def padded_vocab(weights: Weights) -> int:
+    """V': the vocabulary padded to whole blocks of `model.sampling.draw`."""
     vocab = len(weights.dense_bias)
-    padded = vocab + -vocab % BLOCK
-    kernel = np.pad(f32(weights.dense_kernel), ((0, 0), (0, padded - vocab)))
-    bias = np.pad(f32(weights.dense_bias), (0, padded - vocab), constant_values=-np.inf)
-    logits = g.dense(new[(len(rnn) - 1) * per_layer], kernel, bias, "dense")
-    scaled = g.op("Add", g.op("Mul", logits, g.op("Unsqueeze", "inv_temperature", axis1)),
-                  g.const("never", np.pad(never_mask, (0, padded - vocab))))
-    g.output(logits, "logits")
-    g.output(g.op("Softmax", scaled, axis=1), "probs")
-    for i, state in enumerate(new):
-        g.output(state, f"new_state{i}")
+    return vocab + -vocab % BLOCK
 
-    return g.model(f"onestep_{matmul}",
-                   [("ids", INT64, ["B"]), ("feed", BOOL, ["B"]), ("inv_temperature", FLOAT, ["B"]),
+
+def next_logits(g: Graph, weights: Weights, top: str) -> str:
+    """Logits [B, V'] of what comes next from the top layer's h [B, H] (padding: -inf logits)."""
+    pad = padded_vocab(weights) - len(weights.dense_bias)
+    kernel = np.pad(np.asarray(weights.dense_kernel, np.float32), ((0, 0), (0, pad)))
+    bias = np.pad(np.asarray(weights.dense_bias, np.float32), (0, pad), constant_values=-np.inf)
+    return g.dense(top, kernel, bias, "dense")
+
+
+def draw(g: Graph, probs: str, u: str) -> str:
+    """One id per row of probs [B, V'] (need not sum to 1; V' whole blocks of BLOCK) at the uniforms u [B]
+    in (0, 1]: int64 [B].
+
+    `model.sampling.draw`'s two levels, in float32: the first block of BLOCK ids whose
+    cumulative mass reaches u × the row's mass, then the first id in it whose cumulative
+    mass reaches what is left (a cumulative sum over V' ids in one pass is ~10× slower in
+    ONNX Runtime). An id of probability 0 is never drawn: its cumulative mass is that of
+    the id before it, so the first id to reach a target above 0 has mass."""
+    axis1 = g.const("axis1", np.array([1], np.int64))
+    count = lambda below, bound: g.op("Cast", g.op("Less", below, bound), to=INT64)  # noqa: E731  (1 where short)
+    first = lambda cum, target: g.op("Min", g.op("ReduceSum", count(cum, target), axis1, keepdims=0),  # noqa: E731
+                                     g.op("ArgMax", cum, axis=1, keepdims=0))  # never past the last id with mass
+    blocks = g.op("Reshape", probs, g.const("draw_blocks", np.array([0, -1, BLOCK], np.int64)))  # [B, nb, BLOCK]
+    sums = g.op("ReduceSum", blocks, g.const("axis2", np.array([2], np.int64)), keepdims=0)  # [B, nb]
+    ends = g.op("CumSum", sums, g.const("axis1_scalar", np.array(1, np.int64)))  # [B, nb]: mass up to each end
+    target = g.op("Mul", g.op("Unsqueeze", u, axis1), g.op("ReduceMax", ends, axes=[1], keepdims=1))  # [B, 1]
+    blk = first(ends, target)  # [B]
+    at = g.op("Unsqueeze", blk, axis1)  # [B, 1]
+    within = g.op("CumSum", g.op("GatherND", blocks, at, batch_dims=1), "axis1_scalar")  # [B, BLOCK]
+    before = g.op("Sub", g.op("GatherElements", ends, at, axis=1), g.op("GatherElements", sums, at, axis=1))
+    rest = g.op("Max", g.op("Sub", target, before), g.const("tiny", np.array(np.finfo(np.float32).tiny, np.float32)))
+    return g.op("Add", g.op("Mul", blk, g.const("block", np.array(BLOCK, np.int64))), first(within, rest))
+
+
+def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str = "gemm") -> bytes:
+    """The serialized ONNX model of N steps in a Loop (see the module docstring)."""
+    g = Graph(matmul)
+    n_recurrent = weights.recurrent_states
+    novel = int(np.shape(weights.book_states)[1]) > n_recurrent  # world "input" (see model.onestep)
+    top = (len(weights.rnn) - 1) * (1 if cell == "gru" else 2)  # the top layer's h among the states
+    units, vocab = weights.units, padded_vocab(weights)
+    axis1 = g.const("axis1", np.array([1], np.int64))
+
+    # One step of the Loop: pick each row's character, score it, read it.
+    b = g.body("step_")
+    t = "step_t"  # int64 []: the step's number
+    old = [f"step_state{i}" for i in range(n_recurrent)]
+    logits = "step_logits"  # [B, V']: what comes next, before this step
+    scaled = b.op("Add", b.op("Mul", logits, b.op("Unsqueeze", "inv_temperature", axis1)),
+                  b.const("never", np.pad(never_mask, (0, vocab - len(never_mask)))))
+    drawn = draw(b, b.op("Softmax", scaled, axis=1), b.op("Gather", "u", t, axis=0))
+    is_drawn = b.op("Gather", "sample", t, axis=0)  # bool []
+    chosen = b.op("Where", is_drawn, drawn, b.op("Gather", "ids", t, axis=0))  # [B]
+    given = b.body("given_")  # a given character's -log p at temperature 1 (what score sums) [B]
+    picked = given.op("GatherElements", given.op("LogSoftmax", logits, axis=1), given.op("Unsqueeze", chosen, axis1),
+                      axis=1)
+    given_nll = given.op("Neg", given.op("Squeeze", picked, axis1))
+    skipped = b.body("drawn_")  # a drawn one's is not needed: zeros [B]
+    zeros = skipped.op("ConstantOfShape", skipped.op("Shape", chosen))
+    nll = b.op("If", is_drawn, then_branch=skipped.graph("drawn", [], [(zeros, FLOAT, None)], with_consts=False),
+               else_branch=given.graph("given", [], [(given_nll, FLOAT, None)], with_consts=False))
+    new = read_char(b, weights, cell, chosen, b.op("Gather", "feed", t, axis=0), old, "novel" if novel else None)
+    following = next_logits(b, weights, new[top])
+    body = b.graph("step", [(t, INT64, []), ("step_cond", BOOL, []), *[(o, FLOAT, None) for o in old],
+                            (logits, FLOAT, None)],
+                   [(b.op("Identity", "step_cond"), BOOL, []), *[(s, FLOAT, None) for s in new],
+                    (following, FLOAT, None), (chosen, INT64, None), (nll, FLOAT, None)], with_consts=False)
+
+    steps = g.op("Squeeze", g.op("Slice", g.op("Shape", "ids"), g.const("zero", np.array([0], np.int64)), axis1))
+    first = next_logits(g, weights, f"state{top}")  # what comes next from the states as given
+    outs = g.op("Loop", steps, "", *[f"state{i}" for i in range(n_recurrent)], first,
+                outputs=n_recurrent + 3, body=body)
+    for i in range(n_recurrent):
+        g.output(outs[i], f"new_state{i}")
+    for value, name in zip(outs[n_recurrent:], ("logits", "chosen", "nll")):
+        g.output(value, name)
+
+    return g.model(f"steps_{matmul}",
+                   [("ids", INT64, ["N", "B"]), ("feed", BOOL, ["N", "B"]), ("sample", BOOL, ["N"]),
+                    ("u", FLOAT, ["N", "B"]), ("inv_temperature", FLOAT, ["B"]),
                     *[(f"state{i}", FLOAT, ["B", units]) for i in range(n_recurrent)],
                     *([("novel", FLOAT, ["B", np.shape(weights.book_gates)[1]])] if novel else [])],
-                   [("logits", FLOAT, ["B", padded]), ("probs", FLOAT, ["B", padded]),
+                   [("chosen", INT64, ["N", "B"]), ("nll", FLOAT, ["N", "B"]), ("logits", FLOAT, ["B", vocab]),
                     *[(f"new_state{i}", FLOAT, ["B", units]) for i in range(n_recurrent)]])
 
 
@@ -192,16 +285,27 @@ class Int8Step:
             return next(iter(self.sessions.values()))
         return self.sessions["gemv" if rows <= GEMV_ROWS else "gemm"]
 
-    def __call__(self, ids: np.ndarray, feed: np.ndarray, states: list, inv_temperature: np.ndarray,
-                 outputs: tuple[str, ...] = ("probs",)) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def run(self, ids: np.ndarray, feed: np.ndarray, sample: np.ndarray, u: np.ndarray, states: list,
+            inv_temperature: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+        """N steps in one call (see the module docstring): (chosen [N, B], nll [N, B], logits [B, V'], states)."""
         feeds = {"ids": ids.astype(np.int64, copy=False), "feed": feed.astype(bool, copy=False),
-                 "inv_temperature": inv_temperature}
+                 "sample": sample.astype(bool, copy=False), "u": u.astype(np.float32, copy=False),
+                 "inv_temperature": inv_temperature.astype(np.float32, copy=False)}
         feeds.update({f"state{i}": s for i, s in enumerate(states[:self.recurrent])})
         novel = states[self.recurrent:]  # world "input": constant through a story, so not an output
         if novel:
             feeds["novel"] = self._gates(novel[0])
-        got = self.session(len(ids)).run(list(outputs) + self.state_names, feeds)
-        return got[:len(outputs)], got[len(outputs):] + list(novel)
+        chosen, nll, logits, *new = self.session(ids.shape[1]).run(["chosen", "nll", "logits"] + self.state_names,
+                                                                   feeds)
+        return chosen, nll, logits, new + list(novel)
+
+    def __call__(self, ids: np.ndarray, feed: np.ndarray, states: list) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One step, as `model.runtime`'s Python loop takes it: rows where feed [B] read ids [B];
+        (logits [B, V'] of what comes next, the new states)."""
+        b = len(ids)
+        _, _, logits, new = self.run(ids[None], feed[None], np.zeros(1, bool), np.zeros((1, b), np.float32),
+                                     states, np.ones(b, np.float32))
+        return logits, new
 
     def _gates(self, row: np.ndarray) -> np.ndarray:
         """The novel row [B, H] (ids in column 0) -> each row's novel gates [B, G*H], looked up

@@ -1,14 +1,16 @@
-"""Generation and scoring as a Python loop over one compiled step (the int8 ONNX Runtime step).
+"""Generation and scoring over the int8 step (model.int8): NumPy in and out.
 
     rt = StepRuntime(Int8Step(weights, cell, never_mask(chars)), chars)
     texts, states = rt.generate(prompts, states, length, temperature, top_k, top_p, seed, step)
     nll, chars, states = rt.score(texts, states)
 
-The same contract as the SavedModel's `generate` and `score` (see `model.onestep`),
-NumPy in and out. A step feeds one character to the rows that have one and returns
-what comes next for every row, so each loop makes one step call per character; the
-draw is `model.sampling`'s. Per character of the shipped model: one step (~15 MB of
-int8 weights) and a few NumPy operations on [B, V].
+The same contract as the SavedModel's `generate` and `score` (see `model.onestep`).
+A step that can `run` N characters in one call (Int8Step) reads a prompt, writes a
+chunk or scores a text in one call, with the draw in its graph; with top-k or top-p
+(a sort per character, NumPy's) or a step that reads one character at a time (the
+runtimes `bench.runtimes` compares), a Python loop makes one step call per
+character and draws with `model.sampling`. Both draw at the uniforms of (seed, step),
+so 200 characters and then 200 more with step=200 are the same 400 as one call of 400.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from model import sampling
 
 class StepRuntime:
     def __init__(self, step, chars: list[str]):
-        # step(ids int64 [B], feed bool [B], states: S arrays [B, H], inv_temperature [B], outputs)
-        #   -> ([the named outputs: "logits" and/or "probs", each [B, V']], new states)
+        # step(ids int64 [B], feed bool [B], states: S arrays [B, H]) -> (logits [B, V'], new states);
+        # and, if it has one, step.run(ids [N, B], feed [N, B], sample [N], u [N, B], states, inv_temperature [B])
+        #   -> (chosen [N, B], nll [N, B], logits [B, V'], new states): N steps in one call.
         self.step = step
+        self.in_graph = hasattr(step, "run")
         self.chars = np.array(chars + [""] * (-len(chars) % sampling.BLOCK), dtype=object)  # [V'] (padded)
         self.ids = sampling.char_ids(chars)
         self.mask = np.pad(sampling.never_mask(chars), (0, len(self.chars) - len(chars)))
@@ -39,36 +43,61 @@ class StepRuntime:
                  top_k: np.ndarray, top_p: np.ndarray, seed: int, step: int) -> tuple[list[str], np.ndarray]:
         """Read each prompt, then sample `length` characters: (texts, states [S, B, H] after the last)."""
         b = len(prompts)
-        inv_t = (1.0 / np.asarray(temperature, np.float32)).astype(np.float32)
-        filtered = bool(np.any(top_k > 0) or np.any(top_p < 1.0))
-        want = ("logits",) if filtered else ("probs",)  # with filters, NumPy applies the whole policy
-
-        def next_probs(out):
-            return sampling.probabilities(out[0], temperature, top_k, top_p, self.mask) if filtered else out[0]
-
         ids, lengths = self.encode(prompts)
-        rows, out = list(states), None
-        for t in range(ids.shape[1]):  # each row reads its prompt; rows with shorter ones keep their state
-            out, rows = self.step(ids[:, t], t < lengths, rows, inv_t, want)
-        if out is None:  # nothing to read: what comes next from each row's state as it is
-            out, rows = self.step(np.zeros(b, np.int64), np.zeros(b, bool), rows, inv_t, want)
         u = sampling.noise(seed, step + np.arange(length), b)  # [length, B]
-        chosen = np.zeros((b, length), np.int64)
-        everyone = np.ones(b, bool)
-        for i in range(length):
-            chosen[:, i] = sampling.draw(next_probs(out), u[i])
-            out, rows = self.step(chosen[:, i], everyone, rows, inv_t, want)  # the states read every character
+        inv_t = (1.0 / np.asarray(temperature, np.float32)).astype(np.float32)
+        if self.in_graph and not (np.any(top_k > 0) or np.any(top_p < 1.0)):
+            chosen, rows = self._write_in_graph(ids, lengths, u, list(states), inv_t)
+        else:
+            logits, rows = self._read(ids, lengths, list(states))
+            chosen = np.zeros((b, length), np.int64)
+            everyone = np.ones(b, bool)
+            for i in range(length):
+                chosen[:, i] = sampling.sample(logits, u[i], temperature, top_k, top_p, self.mask)
+                logits, rows = self.step(chosen[:, i], everyone, rows)  # the states read every character
         return ["".join(self.chars[r]) for r in chosen], np.stack(rows)
+
+    def _write_in_graph(self, ids, lengths, u, rows, inv_t) -> tuple[np.ndarray, list]:
+        """One call: T steps reading the prompts, then len(u) steps drawing at u. (chosen [B, len(u)], states)"""
+        t, (length, b) = ids.shape[1], u.shape
+        feed = np.ones((t + length, b), bool)
+        feed[:t] = np.arange(t)[:, None] < lengths[None, :]  # a shorter prompt's row keeps its state meanwhile
+        every_id = np.concatenate([ids.T, np.zeros((length, b), np.int64)])
+        every_u = np.concatenate([np.zeros((t, b)), u]).astype(np.float32)
+        chosen, _, _, rows = self.step.run(every_id, feed, np.arange(t + length) >= t, every_u, rows, inv_t)
+        return chosen[t:].T, rows
+
+    def _read(self, ids, lengths, rows) -> tuple[np.ndarray, list]:
+        """Each row reads its prompt: (logits [B, V'] of what comes next, states). With nothing to read,
+        the logits from the states as they are."""
+        b, t = ids.shape
+        if self.in_graph:
+            feed = np.arange(max(t, 1))[:, None] < lengths[None, :]  # [max(T, 1), B]; T = 0: one step, no row reads
+            _, _, logits, rows = self.step.run(ids.T if t else np.zeros((1, b), np.int64), feed,
+                                               np.zeros(len(feed), bool), np.zeros(feed.shape, np.float32), rows,
+                                               np.ones(b, np.float32))
+            return logits, rows
+        logits = None
+        for i in range(t):  # rows with shorter prompts keep their state
+            logits, rows = self.step(ids[:, i], i < lengths, rows)
+        if logits is None:
+            logits, rows = self.step(np.zeros(b, np.int64), np.zeros(b, bool), rows)
+        return logits, rows
 
     def score(self, texts: list[str], states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(summed negative log-likelihood in nats [B] float64, characters [B], states [S, B, H])."""
         ids, lengths = self.encode(texts)
-        b = len(texts)
-        ones = np.ones(b, np.float32)
-        (logits,), rows = self.step(np.zeros(b, np.int64), np.zeros(b, bool), list(states), ones, ("logits",))
-        nll = np.zeros(b)
-        for t in range(ids.shape[1]):
-            live = t < lengths
-            nll -= np.where(live, sampling.log_softmax(logits)[np.arange(b), ids[:, t]], 0.0)
-            (logits,), rows = self.step(ids[:, t], live, rows, ones, ("logits",))
+        b, t = ids.shape
+        rows, nll = list(states), np.zeros(b)
+        if self.in_graph and t:
+            live = np.arange(t)[:, None] < lengths[None, :]  # [T, B]
+            _, step_nll, _, rows = self.step.run(ids.T, live, np.zeros(t, bool), np.zeros((t, b), np.float32),
+                                                 rows, np.ones(b, np.float32))
+            nll = np.where(live, step_nll, 0.0).sum(axis=0, dtype=np.float64)
+        elif t:
+            logits, rows = self.step(np.zeros(b, np.int64), np.zeros(b, bool), rows)
+            for i in range(t):
+                live = i < lengths
+                nll -= np.where(live, sampling.log_softmax(logits)[np.arange(b), ids[:, i]], 0.0)
+                logits, rows = self.step(ids[:, i], live, rows)
         return nll, lengths.astype(np.int32), np.stack(rows)

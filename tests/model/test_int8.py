@@ -8,7 +8,7 @@ standard deviation at every step, and their nats/char within 0.01 of float32.
 import numpy as np
 import pytest
 
-from model import load
+from model import load, sampling
 from model.int8 import Int8Step
 from model.runtime import StepRuntime
 from model.sampling import never_mask
@@ -42,11 +42,11 @@ def test_int8_kernels_agree_with_float32(exact, kernel):
     ids, _ = reference.encode([TEXT, TEXT])
     rows = 2 if kernel == "gemm" else 1
     s_ref = s_q = list(exact.initial_state(rows))
-    feed, ones, vocab = np.ones(rows, bool), np.ones(rows, np.float32), len(exact.chars())
+    feed, vocab = np.ones(rows, bool), len(exact.chars())
     for t in range(ids.shape[1]):
         x = ids[:rows, t]
-        (want,), s_ref = reference.step(x, feed, s_ref, ones, ("logits",))
-        (got,), s_q = quantized.step(x, feed, s_q, ones, ("logits",))
+        want, s_ref = reference.step(x, feed, s_ref)
+        got, s_q = quantized.step(x, feed, s_q)
         want, got = want[:, :vocab], got[:, :vocab]
         assert np.abs(got - want).max() <= 0.05 * want.std(), t
     nll, chars, _ = quantized.score([TEXT] * rows, exact.initial_state(rows))
@@ -54,16 +54,52 @@ def test_int8_kernels_agree_with_float32(exact, kernel):
     np.testing.assert_allclose(nll / chars, want_nll / want_chars, atol=0.01)
 
 
-def test_graph_probabilities_are_the_sampling_policy(exact):
-    from model.sampling import probabilities
+def graph_draw(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """model.int8.draw alone in a graph of its own, run on probs [B, V] (padded to whole blocks) and u [B]."""
+    from model.int8 import FLOAT, INT64, Graph, draw, session
 
+    g = Graph("gemm")
+    g.output(draw(g, "probs", "u"), "ids")
+    s = session(g.model("draw", [("probs", FLOAT, ["B", "V"]), ("u", FLOAT, ["B"])], [("ids", INT64, ["B"])]))
+    padded = np.pad(probs, ((0, 0), (0, -probs.shape[1] % sampling.BLOCK))).astype(np.float32)
+    return s.run(["ids"], {"probs": padded, "u": u.astype(np.float32)})[0]
+
+
+def test_the_graph_draws_what_the_sampling_policy_draws():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.full(300, 0.05), size=4000).astype(np.float32)  # peaked rows, as a model's are
+    probs[:, [0, 64, 65, 200]] = 0  # ids that must never come: one at a block's start
+    u = sampling.noise(1, np.arange(4000), 1)[:, 0]
+    want, got = sampling.draw(probs, u), graph_draw(probs, u)
+    assert np.isin(got, [0, 64, 65, 200]).sum() == 0 and got.max() < 300
+    assert np.mean(got == want) > 0.999  # float32 sums against float64: only ties at a boundary may differ
+
+
+@pytest.mark.parametrize("only", [0, 63, 64, 127, 129])
+def test_the_graph_draws_a_single_possible_id_at_the_extremes_of_u(only):
+    p = np.zeros((3, 130), np.float32)
+    p[:, only] = 0.5
+    u = np.array([np.finfo(np.float32).tiny, 0.5, 1.0])
+    assert graph_draw(p, u).tolist() == [only] * 3
+
+
+def test_one_call_of_n_steps_is_n_calls_of_one(exact):
+    """The Loop (sample, feed, nll) against the Python loop over single steps, on the same graph."""
     rt = runtime(exact, "gemm")
-    inv_t = np.array([1 / 0.7, 1 / 1.3], np.float32)
-    (logits, probs), _ = rt.step(np.array([5, 9]), np.ones(2, bool), list(exact.initial_state(2)), inv_t,
-                                 ("logits", "probs"))
-    want = probabilities(logits, 1 / inv_t, np.zeros(2, int), np.ones(2), rt.mask)
-    np.testing.assert_allclose(probs, want, atol=1e-6)
-    assert np.all(probs[:, len(exact.chars()):] == 0) and np.all(probs[:, 0] == 0)  # padding and [UNK]
+    prompts, b = [TEXT[:7], TEXT[:3]], 2
+    temps = np.array([0.7, 1.3], np.float32)
+    args = (exact.initial_state(b), 30, temps, np.zeros(b, int), np.ones(b), 5, 0)
+    texts, states = rt.generate(prompts, *args)
+    rt.in_graph = False  # the same step, one character a call, NumPy's draw
+    slow_texts, slow_states = rt.generate(prompts, *args)
+    assert texts == slow_texts
+    np.testing.assert_allclose(states, slow_states, atol=1e-5)
+    slow = rt.score([TEXT, TEXT[:9]], exact.initial_state(b))
+    rt.in_graph = True
+    fast = rt.score([TEXT, TEXT[:9]], exact.initial_state(b))
+    np.testing.assert_allclose(fast[0], slow[0], rtol=1e-5)
+    assert fast[1].tolist() == slow[1].tolist() == [len(TEXT), 9]
+    np.testing.assert_allclose(fast[2], slow[2], atol=1e-5)
 
 
 def test_lstm_graph_matches_the_tensorflow_onestep():
