@@ -99,6 +99,7 @@ class FakeTelegram:
         self.faults: dict[str, list] = {}  # method -> list of ("429", seconds) / ("hang", seconds)
         self.commands: list | None = None
         self.polls = 0
+        self.hanging = 0  # requests held by a "hang" fault and not answered yet
         self.webhook: tuple[str, str] | None = None  # (url, secret_token) once the bot sets one
         self.webhooks_set = 0
         self.deliveries: list[int] = []  # HTTP status of every update posted to the webhook
@@ -249,13 +250,15 @@ class FakeTelegram:
             out["reply_markup"] = m.reply_markup
         return out
 
-    def handle(self, method: str, params: dict) -> tuple[int, dict]:
+    def handle(self, method: str, params: dict, fault: bool = True) -> tuple[int, dict]:
+        """Answer one Bot API call (fault=False: without the injected faults, once a hang is over)."""
         with self.lock:
-            self.calls.append((time.monotonic(), method, params))
+            if fault:
+                self.calls.append((time.monotonic(), method, params))
             faults = self.faults.get(method) or []
             chat = params.get("chat_id")
             mine = [i for i, f in enumerate(faults) if len(f) < 3 or f[2] is None or str(f[2]) == str(chat)]
-            fault = faults.pop(mine[0]) if mine else None
+            fault = faults.pop(mine[0]) if mine and fault else None
         if fault is None and self.flood is not None and method in SENDS:
             with self.lock:
                 wait = self.flood.admit(int(chat))
@@ -265,7 +268,14 @@ class FakeTelegram:
             return 429, {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after {fault[1]}",
                          "parameters": {"retry_after": fault[1]}}
         if fault and fault[0] == "hang":
-            time.sleep(fault[1])
+            with self.lock:
+                self.hanging += 1
+            try:
+                time.sleep(fault[1])
+                return self.handle(method, params, fault=False)  # then answered as usual
+            finally:
+                with self.lock:
+                    self.hanging -= 1
         if fault and fault[0] == "error":
             return self._bad(str(fault[1]))
         if fault and fault[0] == "revoked":  # the token revoked from now on (at @BotFather)
