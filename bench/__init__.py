@@ -3,8 +3,9 @@
     python -m bench.speed       the bot's generation: notebook baseline, 1 chat, N chats, roofline, memory
     python -m bench.runtimes    one step on each runtime we measured (TensorFlow, ONNX Runtime, TFLite)
     python -m bench.chats       memory after many distinct chats each wrote once
+    python -m bench.load        many chats and groups through real HTTP (the tests' fake Bot API, with
+                                Telegram's flood limits, and the bot as a subprocess)
 
-The load test through real HTTP is `python -m tests.bot.loadtest` (it needs the tests' fake Bot API).
 Each prints its figures and, last, one line `RESULT {json}` for scripts (`result_line`).
 """
 

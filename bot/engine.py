@@ -143,24 +143,24 @@ class StoryEngine:
     async def temperature(self, chat_id: int, raw: str | None) -> str:
         """/temp: show, or set if `raw` is a number in [TEMP_MIN, TEMP_MAX]."""
         return await self._setting(chat_id, raw, float, texts.TEMP_MIN, texts.TEMP_MAX, "temperature",
-                                   self.store.set_temperature, texts.temp_shown, texts.temp_set, texts.temp_invalid)
+                                   self.store.set_temperature, texts.TEMP_SHOWN, texts.TEMP_SET, texts.TEMP_INVALID)
 
     async def length(self, chat_id: int, raw: str | None) -> str:
         """/len: show, or set if `raw` is a whole number in [LEN_MIN, LEN_MAX]."""
         return await self._setting(chat_id, raw, int, texts.LEN_MIN, texts.LEN_MAX, "length",
-                                   self.store.set_length, texts.len_shown, texts.len_set, texts.len_invalid)
+                                   self.store.set_length, texts.LEN_SHOWN, texts.LEN_SET, texts.LEN_INVALID)
 
     async def _setting(self, chat_id, raw, parse, low, high, name, save, shown, done, invalid) -> str:
         if not raw or not raw.strip():
-            return shown(getattr(await self.store.settings(chat_id), name))
+            return shown.format(value=getattr(await self.store.settings(chat_id), name))
         try:
             value = parse(raw.strip())
         except ValueError:
-            return invalid(raw)
+            return invalid.format(raw=raw)
         if not math.isfinite(value) or not low <= value <= high:
-            return invalid(raw)  # the setting stays as it was
+            return invalid.format(raw=raw)  # the setting stays as it was
         await save(chat_id, value)
-        return done(value)
+        return done.format(value=value)
 
     async def book(self, chat_id: int, raw: str | None) -> str:
         """/book: list the novels with the chat's choice, or set one (a name or "auto")."""
@@ -216,7 +216,7 @@ class StoryEngine:
         prompt = (prompt or "").strip()
         notice = ""
         if len(prompt) > self.prompt_limit:
-            prompt, notice = prompt[-self.prompt_limit:], texts.prompt_cut(self.prompt_limit)
+            prompt, notice = prompt[-self.prompt_limit:], texts.PROMPT_CUT.format(limit=self.prompt_limit)
 
         async def prepare(s: ChatSession, settings) -> Opening:
             if not prompt:
@@ -237,7 +237,7 @@ class StoryEngine:
             if story is None or not story.text:
                 raise UserError(texts.NO_STORY)
             if len(story.text) + settings.length > self.story_limit:
-                raise UserError(texts.story_full(self.story_limit))
+                raise UserError(texts.STORY_FULL.format(limit=self.story_limit))
             read, states = self._resume_point(s, story)
             return Opening(story.version, story.text, read, states, len(story.text))
 
@@ -342,7 +342,7 @@ class PartContext:
         self.opening = opening
         ahead, seconds = self.engine.scheduler.queue_wait(self.job)
         # Told only if whole rounds come first, and enough of them: a short wait is not worth a message.
-        queued = texts.queued(ahead) if seconds and seconds >= QUEUE_NOTICE_SECONDS else ""
+        queued = texts.QUEUED.format(ahead=ahead) if seconds and seconds >= QUEUE_NOTICE_SECONDS else ""
         notice = "\n".join(n for n in (self.notice, opening.notice, queued) if n)
         self.part = Part(self.chat_id, opening.version, opening.start, opening.header, notice,
                          _run=self.engine.scheduler.stream(self.job))

@@ -198,7 +198,7 @@ class Scheduler:
             result = await loop.run_in_executor(self._executor, call)
             self.round_seconds = 0.8 * self.round_seconds + 0.2 * (time.monotonic() - started)
             return result
-        except Exception as e:  # noqa: BLE001  (a failed round fails its jobs, not the bot)
+        except Exception as e:  # a failed round fails its jobs, not the bot
             log.exception("generation round failed")
             for j in jobs:
                 j.state = JobState.FAILED

@@ -38,40 +38,16 @@ BUTTON_REWRITE = "重写"
 STOPPED = "（机器人正在关闭，这一段没写完，请稍后用 /continue 接着写。）"
 
 
-def queued(ahead: int) -> str:
-    return f"排队中，前面还有 {ahead} 个故事，轮到了就接着写。"
-
-
-def story_full(limit: int) -> str:
-    return f"这个故事已接近 {limit:,} 字的上限，不能再续写了。用 /story 保存全文，再用 /write 开始新故事。"
-
-
-def temp_shown(value: float) -> str:
-    return f"当前温度：{value:g}（可设 {TEMP_MIN}–{TEMP_MAX}，例如 /temp 0.7）"
-
-
-def temp_set(value: float) -> str:
-    return f"温度已设为 {value:g}。"
-
-
-def temp_invalid(raw: str) -> str:
-    return f"温度必须是 {TEMP_MIN} 到 {TEMP_MAX} 之间的数字（例如 /temp 0.7），「{raw[:20]}」不行。温度没有改变。"
-
-
-def len_shown(value: int) -> str:
-    return f"每次写 {value} 字（可设 {LEN_MIN}–{LEN_MAX}，例如 /len 500）"
-
-
-def len_set(value: int) -> str:
-    return f"以后每次写 {value} 字。"
-
-
-def len_invalid(raw: str) -> str:
-    return f"字数必须是 {LEN_MIN} 到 {LEN_MAX} 之间的整数（例如 /len 500），「{raw[:20]}」不行。字数没有改变。"
-
-
-def prompt_cut(limit: int) -> str:
-    return f"（开头太长，只用了最后 {limit} 个字。）"
+# Messages with a value in them: templates, filled with .format(name=value) where they are sent.
+QUEUED = "排队中，前面还有 {ahead} 个故事，轮到了就接着写。"
+STORY_FULL = "这个故事已接近 {limit:,} 字的上限，不能再续写了。用 /story 保存全文，再用 /write 开始新故事。"
+TEMP_SHOWN = f"当前温度：{{value:g}}（可设 {TEMP_MIN}–{TEMP_MAX}，例如 /temp 0.7）"
+TEMP_SET = "温度已设为 {value:g}。"
+TEMP_INVALID = f"温度必须是 {TEMP_MIN} 到 {TEMP_MAX} 之间的数字（例如 /temp 0.7），「{{raw:.20}}」不行。温度没有改变。"
+LEN_SHOWN = f"每次写 {{value}} 字（可设 {LEN_MIN}–{LEN_MAX}，例如 /len 500）"
+LEN_SET = "以后每次写 {value} 字。"
+LEN_INVALID = f"字数必须是 {LEN_MIN} 到 {LEN_MAX} 之间的整数（例如 /len 500），「{{raw:.20}}」不行。字数没有改变。"
+PROMPT_CUT = "（开头太长，只用了最后 {limit} 个字。）"
 
 
 BOOK_AUTO = "auto"

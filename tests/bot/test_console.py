@@ -62,8 +62,8 @@ class Console:
 def test_console_writes_continues_and_keeps_settings(tiny_model_dir, tmp_path):
     console = Console(tiny_model_dir, tmp_path / "db")
     assert console.say("/help", texts.HELP)
-    assert texts.temp_set(0.7) in console.say("/temp 0.7", texts.temp_set(0.7))
-    console.say("/len 50", texts.len_set(50))
+    assert texts.TEMP_SET.format(value=0.7) in console.say("/temp 0.7", texts.TEMP_SET.format(value=0.7))
+    console.say("/len 50", texts.LEN_SET.format(value=50))
     first = console.say("/write 段誉", BUTTONS)
     assert first.startswith("段誉") and first.endswith(BUTTONS + "\n")
     first_text = first[: -len(BUTTONS) - 2]  # the part, then a newline, then the buttons line
@@ -71,10 +71,10 @@ def test_console_writes_continues_and_keeps_settings(tiny_model_dir, tmp_path):
     second_text = console.say("/continue", BUTTONS)[: -len(BUTTONS) - 2]
     assert len(second_text) == 50
     assert console.say("/story", first_text + second_text).startswith(first_text + second_text)
-    assert console.say("/temp abc", texts.temp_invalid("abc")) == texts.temp_invalid("abc") + "\n"
+    assert console.say("/temp abc", texts.TEMP_INVALID.format(raw="abc")) == texts.TEMP_INVALID.format(raw="abc") + "\n"
     assert console.quit() == 0
     again = Console(tiny_model_dir, tmp_path / "db")  # a restart keeps the settings and the story
-    assert texts.temp_shown(0.7) in again.say("/temp", texts.temp_shown(0.7))
+    assert texts.TEMP_SHOWN.format(value=0.7) in again.say("/temp", texts.TEMP_SHOWN.format(value=0.7))
     assert again.say("/story", first_text + second_text).startswith(first_text + second_text)
     assert len(again.say("/continue", BUTTONS)[: -len(BUTTONS) - 2]) == 50, "the state is rebuilt from the story"
     assert again.quit() == 0
@@ -83,13 +83,13 @@ def test_console_writes_continues_and_keeps_settings(tiny_model_dir, tmp_path):
 
 def test_console_on_a_full_disk_says_so_and_goes_on(tiny_model_dir, tmp_path):
     console = Console(tiny_model_dir, tmp_path / "db")
-    console.say("/temp 0.7", texts.temp_set(0.7))
+    console.say("/temp 0.7", texts.TEMP_SET.format(value=0.7))
     _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.prlimit(console.proc.pid, resource.RLIMIT_FSIZE, (1, hard))  # no file of its own may grow
     console.say("/temp 1.2", texts.STORAGE_FAILED)
-    console.say("/temp", texts.temp_shown(0.7))
+    console.say("/temp", texts.TEMP_SHOWN.format(value=0.7))
     resource.prlimit(console.proc.pid, resource.RLIMIT_FSIZE, (hard, hard))
-    console.say("/temp 0.9", texts.temp_set(0.9))
+    console.say("/temp 0.9", texts.TEMP_SET.format(value=0.9))
     assert console.quit() == 0
     log = "".join(console.err)
     assert re.search(r"database write failed.*(disk is full|disk I/O error)", log) and "Traceback" not in log
@@ -97,7 +97,7 @@ def test_console_on_a_full_disk_says_so_and_goes_on(tiny_model_dir, tmp_path):
 
 def test_console_book_lists_chooses_and_auto_says_which_novel(tiny_world_run, tmp_path):
     console = Console(tiny_world_run / "saved_model", tmp_path / "db")
-    console.say("/len 50", texts.len_set(50))
+    console.say("/len 50", texts.LEN_SET.format(value=50))
     assert "《天龙》" in console.say("/book", "可选")
     console.say("/book 红楼梦", "没有改变")
     console.say("/book 天龙", texts.book_set("天龙"))

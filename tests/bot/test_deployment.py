@@ -41,7 +41,7 @@ class ForwardProxy(BaseHTTPRequestHandler):
 
     seen: list[str] = []
 
-    def do_POST(self):  # noqa: N802  (http.server's naming)
+    def do_POST(self):
         self.seen.append(self.path.rsplit("/", 1)[-1])
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         request = urllib.request.Request(self.path, data=body, method="POST",

@@ -39,7 +39,7 @@ def test_help_and_commands_registered(fake, bot):
 
 
 def test_write_continue_and_story(fake, bot):
-    assert reply_after(fake, 2, "/len 60").text == texts.len_set(60)
+    assert reply_after(fake, 2, "/len 60").text == texts.LEN_SET.format(value=60)
     first = finished_part(fake, 2, "/write 乔峰带阿朱 *bold* <b>x</b>")
     assert first.text.startswith("乔峰带阿朱 *bold* <b>x</b>")
     assert len(first.text) == len("乔峰带阿朱 *bold* <b>x</b>") + 60
@@ -54,14 +54,14 @@ def test_write_continue_and_story(fake, bot):
 @pytest.mark.parametrize("arg", ["abc", "nan", "inf", "0", "-1", "100", "1e309"])
 def test_bad_temperature_changes_nothing(fake, bot, arg):
     reply_after(fake, 4, "/temp 0.7")
-    assert reply_after(fake, 4, f"/temp {arg}").text == texts.temp_invalid(arg)
-    assert reply_after(fake, 4, "/temp").text == texts.temp_shown(0.7)
+    assert reply_after(fake, 4, f"/temp {arg}").text == texts.TEMP_INVALID.format(raw=arg)
+    assert reply_after(fake, 4, "/temp").text == texts.TEMP_SHOWN.format(value=0.7)
 
 
 def test_bad_length_and_usage_messages(fake, bot):
-    assert reply_after(fake, 5, "/len x").text == texts.len_invalid("x")
-    assert reply_after(fake, 5, "/len 10").text == texts.len_invalid("10")
-    assert reply_after(fake, 5, "/len").text == texts.len_shown(300)
+    assert reply_after(fake, 5, "/len x").text == texts.LEN_INVALID.format(raw="x")
+    assert reply_after(fake, 5, "/len 10").text == texts.LEN_INVALID.format(raw="10")
+    assert reply_after(fake, 5, "/len").text == texts.LEN_SHOWN.format(value=300)
     assert reply_after(fake, 5, "/write").text == texts.WRITE_USAGE
     assert reply_after(fake, 5, "/continue").text == texts.NO_STORY
     assert reply_after(fake, 5, "/story").text == texts.NO_STORY
@@ -73,7 +73,8 @@ def test_unseen_characters_and_long_prompts_still_write(fake, bot):
     assert part.text.startswith("🐉 Hello 龘") and "[UNK]" not in part.text
     long_prompt = "段" * 200 + "乔" * 500  # the last 500 characters are kept
     fake.command(6, f"/write {long_prompt}")
-    notice = fake.wait_for(lambda: next((m for m in fake.chat(6) if m.text == texts.prompt_cut(500)), None))
+    cut = texts.PROMPT_CUT.format(limit=500)
+    notice = fake.wait_for(lambda: next((m for m in fake.chat(6) if m.text == cut), None))
     part = fake.wait_for(lambda: next((m for m in fake.chat(6) if m.message_id > notice.message_id
                                        and m.reply_markup), None))
     # The part is the kept prompt plus /len 50 generated characters; what the model
@@ -130,7 +131,7 @@ def test_group_commands_addressed_to_us_only(fake, bot):
     part = finished_part(fake, -500, "/write@JinYongBot 黄蓉", chat_type="supergroup", user_id=77)
     assert part.text.startswith("黄蓉")
     assert reply_after(fake, -500, "/temp@JinYongBot", chat_type="supergroup", user_id=77).text == \
-        texts.temp_shown(0.8)
+        texts.TEMP_SHOWN.format(value=0.8)
     n = len(fake.chat(-500))
     fake.command(-500, "/write@OtherBot 别理我", chat_type="supergroup", user_id=77)
     # Ours comes next: had the other bot's /write been taken, this one would be refused (one part at a time).
@@ -143,7 +144,7 @@ def test_edited_command_does_not_run_again(fake, bot):
     reply_after(fake, 9, "/temp 1.5")
     fake.command(9, "/temp 0.3", edited=True)
     # Updates are dispatched in order, and one chat's settings are read and written in order.
-    assert reply_after(fake, 9, "/temp").text == texts.temp_shown(1.5)
+    assert reply_after(fake, 9, "/temp").text == texts.TEMP_SHOWN.format(value=1.5)
 
 
 def test_429_while_streaming_is_obeyed_and_final_text_sent_once(fake, bot):
@@ -181,12 +182,12 @@ def test_newer_database_is_refused(tiny_model_dir, tmp_path):
 
 def test_a_group_upgraded_to_a_supergroup_keeps_its_story_and_settings(fake, bot):
     group, supergroup = -400, -1000000000400
-    assert reply_after(fake, group, "/temp 0.5", chat_type="group").text == texts.temp_set(0.5)
-    assert reply_after(fake, group, "/len 60", chat_type="group").text == texts.len_set(60)
+    assert reply_after(fake, group, "/temp 0.5", chat_type="group").text == texts.TEMP_SET.format(value=0.5)
+    assert reply_after(fake, group, "/len 60", chat_type="group").text == texts.LEN_SET.format(value=60)
     first = finished_part(fake, group, "/write 虚竹", chat_type="group")
     fake.migrate(group, supergroup)
     fake.wait_for(lambda: "became supergroup" in bot.log(), 30, "the move")  # updates are handled concurrently
-    assert reply_after(fake, supergroup, "/temp", chat_type="supergroup").text == texts.temp_shown(0.5)
+    assert reply_after(fake, supergroup, "/temp", chat_type="supergroup").text == texts.TEMP_SHOWN.format(value=0.5)
     more = finished_part(fake, supergroup, "/continue", chat_type="supergroup")
     assert len(more.text) == 60
     doc = reply_after(fake, supergroup, "/story", chat_type="supergroup")

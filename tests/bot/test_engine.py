@@ -85,7 +85,7 @@ def test_database_failure_reaches_the_caller_and_the_engine_goes_on(tiny, tmp_pa
         await sched.stop()
         await store.close()
         return shown
-    assert asyncio.run(go()) == texts.temp_shown(0.8)
+    assert asyncio.run(go()) == texts.TEMP_SHOWN.format(value=0.8)
 
 
 def test_a_write_refused_by_a_full_scheduler_keeps_the_old_story(tiny, tmp_path):

@@ -35,7 +35,7 @@ def test_sigkill_mid_generation_loses_nothing_written_before(fake, start_bot, tm
     with sqlite3.connect(tmp_path / "db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     start_bot(fake, log="2.log")
-    assert reply_after(fake, 1, "/temp").text == texts.temp_shown(1.3)
+    assert reply_after(fake, 1, "/temp").text == texts.TEMP_SHOWN.format(value=1.3)
     reply_after(fake, 1, "/len 60")
     more = finished_part(fake, 1, "/continue")
     assert len(more.text) == 60
@@ -78,7 +78,7 @@ def test_restart_keeps_settings_and_story_and_sigterm_is_clean(fake, start_bot, 
     assert time.monotonic() - t0 < 10, "SIGTERM stops within a few seconds"
     assert oct(db.stat().st_mode & 0o777) == "0o600", "database readable by its owner only"
     second = start_bot(fake, log="2.log", ALLOWED_USER_IDS="20,21")
-    assert reply_after(fake, 20, "/temp").text == texts.temp_shown(0.5)
+    assert reply_after(fake, 20, "/temp").text == texts.TEMP_SHOWN.format(value=0.5)
     more = finished_part(fake, 20, "/continue")
     assert len(more.text) == 50
     doc = reply_after(fake, 20, "/story")
@@ -103,7 +103,8 @@ def test_a_full_disk_loses_nothing_and_the_bot_keeps_answering(fake, start_bot, 
     _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.prlimit(bot.proc.pid, resource.RLIMIT_FSIZE, (1, hard))
     assert reply_after(fake, 9, "/temp 1.2").text == texts.STORAGE_FAILED
-    assert reply_after(fake, 9, "/temp").text == texts.temp_shown(0.7), "reads go on; the setting is as it was"
+    shown = reply_after(fake, 9, "/temp").text
+    assert shown == texts.TEMP_SHOWN.format(value=0.7), "reads go on; the setting is as it was"
     assert reply_after(fake, 9, "/write 乔峰").text == texts.STORAGE_FAILED
     before = len(fake.chat(9))
     fake.command(9, "/continue")  # generated and shown, then its save fails: the user is told
@@ -112,7 +113,7 @@ def test_a_full_disk_loses_nothing_and_the_bot_keeps_answering(fake, start_bot, 
     assert reply_after(fake, 10, "/help").text == texts.HELP, "other chats are answered"
 
     resource.prlimit(bot.proc.pid, resource.RLIMIT_FSIZE, (hard, hard))  # space again
-    assert reply_after(fake, 9, "/temp 0.9").text == texts.temp_set(0.9)
+    assert reply_after(fake, 9, "/temp 0.9").text == texts.TEMP_SET.format(value=0.9)
     more = finished_part(fake, 9, "/continue")
     doc = reply_after(fake, 9, "/story")
     assert doc.document.decode() == first.text + more.text, "the story goes on from its last saved part"
@@ -139,7 +140,7 @@ def test_api_unreachable_at_start_and_gone_for_a_while(tiny_model_dir, tmp_path)
         up = FakeTelegram(port=port).start()
         up.command(5, "/temp")  # waiting for it when it connects
         up.wait_for(lambda: up.chat(5), 90, "an answer once the API is back")
-        assert up.texts(5) == [texts.temp_shown(0.8)]
+        assert up.texts(5) == [texts.TEMP_SHOWN.format(value=0.8)]
         log = lambda: (tmp_path / "bot.log").read_text(errors="replace")  # noqa: E731
         seen = log().count("unreachable")
         up.stop()  # the API goes away while the bot runs
@@ -199,7 +200,7 @@ def test_character_and_request_limits(fake, start_bot):
     for _ in range(6):
         fake.command(9, "/temp")
     fake.wait_for(lambda: texts.TOO_FAST in fake.texts(9), 30, "the request limit")
-    assert reply_after(fake, 10, "/temp").text == texts.temp_shown(0.8)  # other users unaffected
+    assert reply_after(fake, 10, "/temp").text == texts.TEMP_SHOWN.format(value=0.8)  # other users unaffected
 
 
 def test_buttons_respect_allowed_users(fake, start_bot):
@@ -221,7 +222,7 @@ def test_a_failing_handler_apologises_and_the_bot_goes_on(fake, start_bot):
     finished_part(fake, 12, "/write 钟灵")
     fake.fail("sendDocument", "error", "file is too big")
     assert reply_after(fake, 12, "/story").text == texts.APOLOGY
-    assert reply_after(fake, 12, "/temp").text == texts.temp_shown(0.8)
+    assert reply_after(fake, 12, "/temp").text == texts.TEMP_SHOWN.format(value=0.8)
     log = bot.log()
     assert "handler failed" in log and TOKEN not in log
 
@@ -236,8 +237,8 @@ def test_soak_200_chats_5_commands(fake, start_bot):
     fake.wait_for(lambda: all(fake.chat(c) for c in chats[:20]), 60)
     start_rss = bot.rss_mb()
     script = ["/len 50", "/temp abc", "/write 乔峰", "/temp 0.9", "/len x"]
-    expected = {0: texts.len_set(50), 1: texts.temp_invalid("abc"), 3: texts.temp_set(0.9),
-                4: texts.len_invalid("x")}
+    expected = {0: texts.LEN_SET.format(value=50), 1: texts.TEMP_INVALID.format(raw="abc"),
+                3: texts.TEMP_SET.format(value=0.9), 4: texts.LEN_INVALID.format(raw="x")}
     for step, command in enumerate(script):
         for c in chats:
             fake.command(c, command)
@@ -351,7 +352,8 @@ def test_anonymous_admins_of_different_groups_have_limits_of_their_own(fake, sta
         fake.command(-901, "/temp", chat_type="supergroup", anonymous=True)
     fake.wait_for(lambda: texts.TOO_FAST in fake.texts(-901), 30, "the flooding group's limit")
     # Another group's anonymous admin comes from the same account, but is counted on its own.
-    assert reply_after(fake, -902, "/temp", chat_type="supergroup", anonymous=True).text == texts.temp_shown(0.8)
+    other = reply_after(fake, -902, "/temp", chat_type="supergroup", anonymous=True)
+    assert other.text == texts.TEMP_SHOWN.format(value=0.8)
 
 
 def test_a_quiet_refusal_still_stops_the_buttons_spinner(fake, start_bot):
@@ -400,7 +402,7 @@ def test_a_429_pauses_only_the_chat_it_was_for(fake, start_bot):
     fake.wait_for(lambda: "(429)" in bot.log(), 30, "the 429 noticed")
     t0 = time.monotonic()
     other = reply_after(fake, 16, "/temp")
-    assert other.text == texts.temp_shown(0.8)
+    assert other.text == texts.TEMP_SHOWN.format(value=0.8)
     part = fake.wait_for(
         lambda: next((m for m in fake.chat(15) if m.reply_markup), None), 60, "chat 15's part after its wait")
     assert other.created < part.created, "another chat is answered while chat 15 waits"

@@ -2,8 +2,8 @@
 
 import pytest
 
+from bench.load import run_load
 from tests.bot.fake_telegram import FakeTelegram
-from tests.bot.loadtest import run_load
 
 
 @pytest.mark.slow

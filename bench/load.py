@@ -1,13 +1,15 @@
 """Load test: N chats /write at once through real HTTP (fake Bot API server + python -m bot).
 
-    python -m tests.bot.loadtest --chats 1000 [--groups 0.1] [--length 50] [--model model/default]
+    python -m bench.load --chats 1000 [--groups 0.1] [--length 50] [--model model/default]
 
 The fake server enforces Telegram's flood limits with 429s (30 messages a second in
 all, 20 a minute into a group, about 1 a second into a chat; --no-flood-limits turns
 that off). A share of the chats (--groups) are supergroups. Reports the 429s the bot
 received, whether every chat got its whole part, p50/p95 time from each /write to its
 first text and to its final text, and the bot's memory afterwards. The test suite runs
-it with a few chats on a tiny model (tests/bot/test_load.py).
+it with a few chats on a tiny model (tests/bot/test_load.py). The fake server and the
+bot's subprocess are the end-to-end tests' own (tests/bot/fake_telegram.py, harness.py):
+run it from the repository root.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def run_load(fake: FakeTelegram, chats: int, length: int, timeout: float = 300, 
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.bot.loadtest", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n")[0])
     ap.add_argument("--chats", type=int, default=32)
     ap.add_argument("--length", type=int, default=300)
     ap.add_argument("--groups", type=float, default=0.1, help="share of the chats that are supergroups")
@@ -85,12 +87,16 @@ def main(argv=None) -> int:
         log = bot.log().splitlines()
         result["log_errors"] = sum(" ERROR " in line for line in log)
         result["log_warnings"] = sum(" WARNING " in line for line in log)
-    print(f"{args.chats} chats ({result['groups']} groups) × {args.length} chars, {result['refused_429']} 429s, "
-          f"{'every part whole' if result['all_complete'] else 'SOME PARTS INCOMPLETE'}: "
-          f"first text p50 {result['first_p50_s']:.2f} s, "
-          f"p95 {result['first_p95_s']:.2f} s; final text p50 {result['final_p50_s']:.2f} s, "
-          f"p95 {result['final_p95_s']:.2f} s; the bot's memory afterwards {result['bot_rss_mb']:.0f} MB; "
-          f"{result['log_errors']} errors and {result['log_warnings']} warnings logged")
+    r = result
+    rows = [("chats (supergroups)", f"{r['chats']} ({r['groups']}), {r['length']} characters each"),
+            ("429s from the fake", r["refused_429"]),
+            ("every part whole", "yes" if r["all_complete"] else "NO"),
+            ("first text p50 / p95", f"{r['first_p50_s']:.2f} / {r['first_p95_s']:.2f} s"),
+            ("final text p50 / p95", f"{r['final_p50_s']:.2f} / {r['final_p95_s']:.2f} s"),
+            ("the bot's memory afterwards", f"{r['bot_rss_mb']:.0f} MB"),
+            ("errors / warnings logged", f"{r['log_errors']} / {r['log_warnings']}")]
+    for label, value in rows:
+        print(f"{label:>28}  {value}")
     return result_line(result)
 
 
