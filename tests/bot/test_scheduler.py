@@ -58,6 +58,12 @@ def test_rows_keep_their_own_state_and_temperature():
     assert all(p == ["", ""] for p, _, _ in model.calls[1:])  # later rounds carry the state, no re-read
 
 
+async def served(job) -> None:
+    """Until the scheduler has served `job` a round (polling; the caller bounds the wait)."""
+    while not job.last_served:
+        await asyncio.sleep(0.005)
+
+
 def test_new_job_joins_at_the_next_round_and_short_stories_finish_first():
     async def go():
         model = FakeModel(delay=0.02)
@@ -71,7 +77,7 @@ def test_new_job_joins_at_the_next_round_and_short_stories_finish_first():
             done.append(name)
 
         t_long = asyncio.create_task(watch("long", long))
-        await asyncio.sleep(0.1)  # the long story is under way
+        await asyncio.wait_for(served(long), 10)  # the long story is under way
         short = sched.submit("短", model.initial_state(), 100, 1.0)
         await watch("short", short)
         await t_long
