@@ -31,7 +31,7 @@ from model.weights import RecurrentLayer, Weights
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
 MAX_LENGTH = 100_000  # characters in one generate call
 # How generate and score run: "int8" (default) derives 8-bit weights from the SavedModel at load
-# and runs them with ONNX Runtime (model.int8, 3-5x faster); "float32" is the SavedModel's own
+# and runs them with ONNX Runtime (model.int8, 3-7x faster); "float32" is the SavedModel's own
 # graph with its weights exact. The environment variable RUNTIME sets the default.
 RUNTIMES = ("int8", "float32")
 DEFAULT_RUNTIME = "int8"

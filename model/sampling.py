@@ -6,8 +6,9 @@
 `probabilities` scales each row's logits [B, V] by 1/temperature, drops the ids that
 `mask` sets to -inf ([UNK] and the novels' tokens), keeps each row's top-k and then its
 nucleus (top-p); `draw` picks one id per row by inverting the cumulative distribution
-at u. The int8 step computes the unfiltered probabilities in its graph (the same
-formula, faster than NumPy's exp) and hands them to `draw`. The noise of step i
+at u. The int8 graph applies the same formula and `draw`'s rule inside itself, in
+float32 (`model.int8.draw`, tested against this one), when no filter is asked for;
+with top-k or top-p, NumPy applies the whole policy here. The noise of step i
 comes from (seed, i) alone, so 200 characters and then 200 more with step=200 are
 the same 400 as one call of 400. `top_k` ≤ 0 and `top_p` ≥ 1 turn those filters off.
 """
