@@ -178,9 +178,9 @@ def next_logits(g: Graph, weights: Weights, top: str) -> str:
     return g.dense(top, kernel, bias, "dense")
 
 
-def draw(g: Graph, probs: str, u: str) -> str:
-    """One id per row of probs [B, V'] (need not sum to 1; V' whole blocks of BLOCK) at the uniforms u [B]
-    in (0, 1]: int64 [B].
+def draw(g: Graph, probs: str, u: str, vocab: int) -> str:
+    """One id per row of probs [B, V'] (need not sum to 1; V' = vocab, whole blocks of BLOCK) at the
+    uniforms u [B] in (0, 1]: int64 [B].
 
     `model.sampling.draw`'s two levels, in float32: the first block of BLOCK ids whose
     cumulative mass reaches u × the row's mass, then the first id in it whose cumulative
@@ -191,7 +191,8 @@ def draw(g: Graph, probs: str, u: str) -> str:
     count = lambda below, bound: g.op("Cast", g.op("Less", below, bound), to=INT64)  # noqa: E731  (1 where short)
     first = lambda cum, target: g.op("Min", g.op("ReduceSum", count(cum, target), axis1, keepdims=0),  # noqa: E731
                                      g.op("ArgMax", cum, axis=1, keepdims=0))  # never past the last id with mass
-    blocks = g.op("Reshape", probs, g.const("draw_blocks", np.array([0, -1, BLOCK], np.int64)))  # [B, nb, BLOCK]
+    shape = np.array([0, vocab // BLOCK, BLOCK], np.int64)  # 0: B as it comes (none, too)
+    blocks = g.op("Reshape", probs, g.const("draw_blocks", shape))  # [B, nb, BLOCK]
     sums = g.op("ReduceSum", blocks, g.const("axis2", np.array([2], np.int64)), keepdims=0)  # [B, nb]
     ends = g.op("CumSum", sums, g.const("axis1_scalar", np.array(1, np.int64)))  # [B, nb]: mass up to each end
     target = g.op("Mul", g.op("Unsqueeze", u, axis1), g.op("ReduceMax", ends, axes=[1], keepdims=1))  # [B, 1]
@@ -219,7 +220,7 @@ def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str 
     logits = "step_logits"  # [B, V']: what comes next, before this step
     scaled = b.op("Add", b.op("Mul", logits, b.op("Unsqueeze", "inv_temperature", axis1)),
                   b.const("never", np.pad(never_mask, (0, vocab - len(never_mask)))))
-    drawn = draw(b, b.op("Softmax", scaled, axis=1), b.op("Gather", "u", t, axis=0))
+    drawn = draw(b, b.op("Softmax", scaled, axis=1), b.op("Gather", "u", t, axis=0), vocab)
     is_drawn = b.op("Gather", "sample", t, axis=0)  # bool []
     chosen = b.op("Where", is_drawn, drawn, b.op("Gather", "ids", t, axis=0))  # [B]
     given = b.body("given_")  # a given character's -log p at temperature 1 (what score sums) [B]

@@ -58,10 +58,10 @@ def graph_draw(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
     """model.int8.draw alone in a graph of its own, run on probs [B, V] (padded to whole blocks) and u [B]."""
     from model.int8 import FLOAT, INT64, Graph, draw, session
 
-    g = Graph("gemm")
-    g.output(draw(g, "probs", "u"), "ids")
-    s = session(g.model("draw", [("probs", FLOAT, ["B", "V"]), ("u", FLOAT, ["B"])], [("ids", INT64, ["B"])]))
     padded = np.pad(probs, ((0, 0), (0, -probs.shape[1] % sampling.BLOCK))).astype(np.float32)
+    g = Graph("gemm")
+    g.output(draw(g, "probs", "u", padded.shape[1]), "ids")
+    s = session(g.model("draw", [("probs", FLOAT, ["B", "V"]), ("u", FLOAT, ["B"])], [("ids", INT64, ["B"])]))
     return s.run(["ids"], {"probs": padded, "u": u.astype(np.float32)})[0]
 
 
@@ -134,3 +134,11 @@ def test_the_runtime_is_int8_unless_asked(tiny_model_dir, monkeypatch):
     monkeypatch.setenv("RUNTIME", "fp8")
     with pytest.raises(ValueError, match="unknown runtime 'fp8': use one of int8, float32"):
         load(tiny_model_dir)
+
+
+def test_no_rows_is_an_empty_answer_not_an_error(tiny_model_dir):
+    m = load(tiny_model_dir)  # the int8 runtime
+    texts, states = m.generate([], length=5)
+    assert texts == [] and states.shape == (m.num_states, 0, m.units)
+    nll, chars, states = m.score([])
+    assert nll.shape == chars.shape == (0,) and states.shape == (m.num_states, 0, m.units)
