@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bot.engine import MAX_RESIDENT_CHATS
 from bot.limits import LimitConfig
 from bot.logs import LOG_LEVELS
+from bot.scheduler import SchedulerConfig
 from model.artifact import RUNTIMES
 
 TOKEN_PATTERN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")  # what @BotFather hands out
@@ -36,9 +38,9 @@ class BotConfig:
     database_path: Path = Path("data/bot.sqlite3")  # DATABASE_PATH
     allowed_user_ids: frozenset[int] = field(default_factory=frozenset)  # ALLOWED_USER_IDS; empty = everyone
     prompt_limit: int = 500  # PROMPT_LIMIT, characters of a /write prompt used (longer: the tail)
-    max_batch: int = 32  # MAX_BATCH, chats generating together in one model call
-    max_jobs: int = 1000  # MAX_JOBS, generations in flight (writing or waiting their turn) before "busy, try again"
-    max_resident_chats: int = 10_000  # MAX_RESIDENT_CHATS, chats whose story state stays in memory (~25 KiB each)
+    max_batch: int = SchedulerConfig.max_batch  # MAX_BATCH, chats generating together in one model call
+    max_jobs: int = SchedulerConfig.max_jobs  # MAX_JOBS, generations in flight before "busy, try again"
+    max_resident_chats: int = MAX_RESIDENT_CHATS  # MAX_RESIDENT_CHATS, chats whose state stays in memory
     log_level: str = "INFO"  # LOG_LEVEL
     timeout: float = 30.0  # TELEGRAM_TIMEOUT, seconds to wait for one Bot API answer
     messages_per_second: int = 30  # TELEGRAM_MESSAGES_PER_SECOND, sends and edits in all chats together
