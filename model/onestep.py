@@ -102,24 +102,33 @@ class OneStep(tf.Module):
         return ([f(k) for k in self.kernels], [f(r) for r in self.recurrents], [f(b) for b in self.biases],
                 f(self.dense_kernel), f(self.dense_bias))
 
-    def _input(self, w, ids):
-        """Layer 0's input projection with its input bias, [B] ids -> [B, G*H]."""
+    def _input(self, w, ids, novel=None):
+        """Layer 0's input projection with its input bias, [B] ids -> [B, G*H]; plus each row's novel
+        gates [B, G*H] (world "input", from `_novel_gates`) when given."""
         if self.folded is not None:  # embedding @ kernel + bias, precomputed per character
-            return tf.gather(self.folded, ids)
-        kernels, _, biases, _, _ = w
-        return tf.matmul(self._embed(ids), kernels[0]) + self._input_bias(biases[0])
+            gx = tf.gather(self.folded, ids)
+        else:
+            kernels, _, biases, _, _ = w
+            gx = tf.matmul(self._embed(ids), kernels[0]) + self._input_bias(biases[0])
+        return gx if novel is None else gx + novel
+
+    def _novel_gates(self, states):
+        """World "input": each row's novel's share of layer 0's gates [B, G*H], looked up once per call
+        from the novel row of the states (the novel's id in column 0); None for other models."""
+        novel = states[self.n_recurrent:]
+        if not novel:
+            return None
+        return tf.cast(tf.gather(self.book_gates, tf.cast(novel[0][:, 0], tf.int32)), COMPUTE)
 
     def _input_bias(self, bias):
         return bias[0] if self.cell == "gru" else bias  # GRU keeps input and recurrent biases apart
 
     def _cell(self, w, gx0, states):
-        """One character for every row: layer 0's input projection gx0 [B, G*H] and the states
-        (a tuple of S tensors [B, H]) -> (new states tuple, top h [B, H])."""
+        """One character for every row: layer 0's input projection gx0 [B, G*H] (with the novel's gates,
+        see `_input`) and the states (a tuple of S tensors [B, H]) -> (new states tuple, top h [B, H])."""
         kernels, recurrents, biases, _, _ = w
-        novel = states[self.n_recurrent:]  # world "input": ([B, H], the novel's id in column 0)
+        novel = states[self.n_recurrent:]  # world "input": ([B, H], the novel's id in column 0), carried as is
         new, gx = [], gx0
-        if novel:
-            gx += tf.cast(tf.gather(self.book_gates, tf.cast(novel[0][:, 0], tf.int32)), COMPUTE)
         for i in range(self.n_layers):
             if i > 0:  # the layer below's new h is this layer's input
                 gx = tf.matmul(new[-self.per_layer], kernels[i]) + self._input_bias(biases[i])
@@ -144,7 +153,8 @@ class OneStep(tf.Module):
         """One character for every row, outside any exported function (for converters such as TFLite):
         ids int32 [B], states [S, B, H] -> (logits [B, V] of the next character, new states [S, B, H])."""
         w = self._weights()
-        new, top = self._cell(w, self._input(w, ids), self._unstack(states))
+        states = self._unstack(states)
+        new, top = self._cell(w, self._input(w, ids, self._novel_gates(states)), states)
         return self._logits(w, top), tf.stack(new)
 
     def _unstack(self, states):
@@ -173,8 +183,10 @@ class OneStep(tf.Module):
 
     def _read(self, w, ids, lengths, states):
         """Feed each row's ids up to its length; rows that are done keep their state."""
+        novel = self._novel_gates(states)
+
         def body(t, states):
-            new, _ = self._cell(w, self._input(w, ids[:, t]), states)
+            new, _ = self._cell(w, self._input(w, ids[:, t], novel), states)
             return t + 1, self._keep(t < lengths, new, states)
 
         _, states = tf.while_loop(lambda t, s: t < tf.shape(ids)[1], body, (tf.constant(0), states))
@@ -223,6 +235,7 @@ class OneStep(tf.Module):
         # Per call, not per character: [UNK] masked into the bias, temperature as a factor.
         bias = w[4] + self._unk_mask
         inv_t = 1.0 / temperature[:, None]
+        novel = self._novel_gates(states)
 
         def run(filtered: bool):
             def body(i, states, out):
@@ -230,7 +243,7 @@ class OneStep(tf.Module):
                 if filtered:
                     logits = self._filter(logits, top_k, top_p)
                 chosen = self._sample(logits, tf.stack([seed, step + tf.cast(i, tf.int64)]))
-                states, _ = self._cell(w, self._input(w, chosen), states)
+                states, _ = self._cell(w, self._input(w, chosen, novel), states)
                 return i + 1, states, out.write(i, chosen)
 
             out = tf.TensorArray(tf.int32, size=length)
@@ -247,18 +260,20 @@ class OneStep(tf.Module):
     def score(self, texts, states):
         w = self._weights()
         ids, lengths = self._encode(texts)
+        states = self._unstack(states)
+        novel = self._novel_gates(states)
 
         def body(t, states, nll):
             logp = tf.nn.log_softmax(self._logits(w, self._top(states)))
             picked = tf.gather(logp, ids[:, t], batch_dims=1)
             live = t < lengths
             nll += tf.where(live, -tf.cast(picked, tf.float64), 0.0)
-            new, _ = self._cell(w, self._input(w, ids[:, t]), states)
+            new, _ = self._cell(w, self._input(w, ids[:, t], novel), states)
             return t + 1, self._keep(live, new, states), nll
 
         _, states, nll = tf.while_loop(
             lambda t, s, n: t < tf.shape(ids)[1], body,
-            (tf.constant(0), self._unstack(states), tf.zeros([tf.shape(ids)[0]], tf.float64)))
+            (tf.constant(0), states, tf.zeros([tf.shape(ids)[0]], tf.float64)))
         return {"nll": nll, "chars": lengths, "states": tf.stack(states)}
 
 
