@@ -60,6 +60,8 @@ class StepRuntime:
     def _write_in_graph(self, ids, lengths, u, rows, inv_t) -> tuple[np.ndarray, list]:
         """One call: T steps reading the prompts, then len(u) steps drawing at u. (chosen [B, len(u)], states)"""
         t, (length, b) = ids.shape[1], u.shape
+        if t + length == 0:  # nothing to read or write (a Loop of no steps gives its outputs no shape)
+            return np.zeros((b, 0), np.int64), rows
         feed = np.ones((t + length, b), bool)
         feed[:t] = np.arange(t)[:, None] < lengths[None, :]  # a shorter prompt's row keeps its state meanwhile
         every_id = np.concatenate([ids.T, np.zeros((length, b), np.int64)])

@@ -142,3 +142,6 @@ def test_no_rows_is_an_empty_answer_not_an_error(tiny_model_dir):
     assert texts == [] and states.shape == (m.num_states, 0, m.units)
     nll, chars, states = m.score([])
     assert nll.shape == chars.shape == (0,) and states.shape == (m.num_states, 0, m.units)
+    rt = runtime(m, "gemv")  # nothing to read and nothing to write: a Loop of no steps
+    texts, states = rt.generate([""], m.initial_state(1), 0, np.ones(1, np.float32), np.zeros(1, int), np.ones(1), 1, 0)
+    assert texts == [""] and np.array_equal(states, m.initial_state(1))
