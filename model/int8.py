@@ -274,7 +274,6 @@ class Int8Step:
     def __init__(self, weights: Weights, cell: str, never_mask: np.ndarray, threads: int = 0,
                  kernels: tuple[str, ...] = ("gemv", "gemm")):
         self.sessions = {kind: session(build_step(weights, cell, never_mask, kind), threads) for kind in kernels}
-        self.num_states = int(np.shape(weights.book_states)[1])
         self.recurrent = weights.recurrent_states
         self.state_names = [f"new_state{i}" for i in range(self.recurrent)]
         # [K+1, G*H] (world "input"; read only when the states carry a novel row)

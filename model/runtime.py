@@ -47,7 +47,7 @@ class StepRuntime:
         u = sampling.noise(seed, step + np.arange(length), b)  # [length, B]
         inv_t = (1.0 / np.asarray(temperature, np.float32)).astype(np.float32)
         if self.in_graph and not (np.any(top_k > 0) or np.any(top_p < 1.0)):
-            chosen, rows = self._write_in_graph(ids, lengths, u, list(states), inv_t)
+            chosen, _, _, rows = self._run(ids, lengths, list(states), u, inv_t)
         else:
             logits, rows = self._read(ids, lengths, list(states))
             chosen = np.zeros((b, length), np.int64)
@@ -57,28 +57,30 @@ class StepRuntime:
                 logits, rows = self.step(chosen[:, i], everyone, rows)  # the states read every character
         return ["".join(self.chars[r]) for r in chosen], np.stack(rows)
 
-    def _write_in_graph(self, ids, lengths, u, rows, inv_t) -> tuple[np.ndarray, list]:
-        """One call: T steps reading the prompts, then len(u) steps drawing at u. (chosen [B, len(u)], states)"""
-        t, (length, b) = ids.shape[1], u.shape
-        if t + length == 0:  # nothing to read or write (a Loop of no steps gives its outputs no shape)
-            return np.zeros((b, 0), np.int64), rows
-        feed = np.ones((t + length, b), bool)
-        feed[:t] = np.arange(t)[:, None] < lengths[None, :]  # a shorter prompt's row keeps its state meanwhile
-        every_id = np.concatenate([ids.T, np.zeros((length, b), np.int64)])
+    def _run(self, ids, lengths, rows, u=None, inv_t=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+        """One call of step.run: each row reads its ids [B, T] up to its length (a shorter prompt's row keeps
+        its state meanwhile), then len(u) steps draw at the uniforms u [L, B] (none without u).
+        (chosen [B, L], nll [T, B] of the characters read (0 past a row's length), logits [B, V'], states)"""
+        b = len(ids)
+        u = np.zeros((0, b)) if u is None else u
+        if ids.shape[1] + len(u) == 0:  # one step that no row reads: the logits of the states as they are
+            ids, lengths = np.zeros((b, 1), np.int64), np.zeros(b, np.int64)
+        t, n = ids.shape[1], ids.shape[1] + len(u)
+        feed = np.ones((n, b), bool)
+        feed[:t] = np.arange(t)[:, None] < lengths[None, :]
+        every_id = np.concatenate([ids.T, np.zeros((len(u), b), np.int64)])
         every_u = np.concatenate([np.zeros((t, b)), u]).astype(np.float32)
-        chosen, _, _, rows = self.step.run(every_id, feed, np.arange(t + length) >= t, every_u, rows, inv_t)
-        return chosen[t:].T, rows
+        inv_t = np.ones(b, np.float32) if inv_t is None else inv_t
+        chosen, nll, logits, rows = self.step.run(every_id, feed, np.arange(n) >= t, every_u, rows, inv_t)
+        return chosen[t:].T, np.where(feed[:t], nll[:t], 0.0), logits, rows
 
     def _read(self, ids, lengths, rows) -> tuple[np.ndarray, list]:
         """Each row reads its prompt: (logits [B, V'] of what comes next, states). With nothing to read,
         the logits from the states as they are."""
-        b, t = ids.shape
         if self.in_graph:
-            feed = np.arange(max(t, 1))[:, None] < lengths[None, :]  # [max(T, 1), B]; T = 0: one step, no row reads
-            _, _, logits, rows = self.step.run(ids.T if t else np.zeros((1, b), np.int64), feed,
-                                               np.zeros(len(feed), bool), np.zeros(feed.shape, np.float32), rows,
-                                               np.ones(b, np.float32))
+            _, _, logits, rows = self._run(ids, lengths, rows)
             return logits, rows
+        b, t = ids.shape
         logits = None
         for i in range(t):  # rows with shorter prompts keep their state
             logits, rows = self.step(ids[:, i], i < lengths, rows)
@@ -92,10 +94,8 @@ class StepRuntime:
         b, t = ids.shape
         rows, nll = list(states), np.zeros(b)
         if self.in_graph and t:
-            live = np.arange(t)[:, None] < lengths[None, :]  # [T, B]
-            _, step_nll, _, rows = self.step.run(ids.T, live, np.zeros(t, bool), np.zeros((t, b), np.float32),
-                                                 rows, np.ones(b, np.float32))
-            nll = np.where(live, step_nll, 0.0).sum(axis=0, dtype=np.float64)
+            _, step_nll, _, rows = self._run(ids, lengths, rows)
+            nll = step_nll.sum(axis=0, dtype=np.float64)
         elif t:
             logits, rows = self.step(np.zeros(b, np.int64), np.zeros(b, bool), rows)
             for i in range(t):
