@@ -105,8 +105,9 @@ class StreamingReply:
         await self._sync(text, None)
 
     def crowded(self) -> bool:
-        limiter = getattr(self.bot, "rate_limiter", None)
-        return bool(limiter is not None and getattr(limiter, "under_pressure", lambda: False)())
+        """Telegram's budget in all is short (the bot's FloodLimiter says; a bot without a limiter never is)."""
+        limiter = self.bot.rate_limiter
+        return limiter is not None and limiter.under_pressure()
 
     async def finish(self, text: str, markup=None) -> None:
         """Deliver the final text in full, buttons under the last page."""

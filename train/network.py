@@ -38,7 +38,7 @@ def build_layers(cfg: TrainConfig, vocab_size: int, n_books: int = 0) -> dict[st
     layers = {"embedding": keras.layers.Embedding(vocab_size, cfg.embedding_dim, name="embedding")}
     if cfg.world == "state":  # row 0: no novel; small initial values, so training starts near the zero state
         layers["book_state"] = keras.layers.Embedding(
-            n_books + 1, cfg.layers * states_per_layer(cfg) * cfg.units, name="book_state",
+            n_books + 1, cfg.recurrent_states * cfg.units, name="book_state",
             embeddings_initializer=keras.initializers.RandomNormal(stddev=0.01))
     if cfg.world == "input":  # row 0: no novel; zeros, so a parent's weights start unchanged
         layers["book_input"] = keras.layers.Embedding(n_books + 1, cfg.embedding_dim, name="book_input",
@@ -77,7 +77,7 @@ def forward(cfg: TrainConfig, layers: dict, ids, states=None, training=None, boo
 def book_states(cfg: TrainConfig, layers: dict, book) -> list:
     """book [B] → the starting states (a list of S tensors [B, units]) of the "state" world."""
     z = keras.ops.tanh(layers["book_state"](book))  # [B, S*units]
-    return [z[:, j * cfg.units:(j + 1) * cfg.units] for j in range(cfg.layers * states_per_layer(cfg))]
+    return [z[:, j * cfg.units:(j + 1) * cfg.units] for j in range(cfg.recurrent_states)]
 
 
 def training_model(cfg: TrainConfig, layers: dict) -> keras.Model:
@@ -104,7 +104,7 @@ class CarriedStateModel(keras.Model):
         super().__init__(name="char_rnn_carried", **kwargs)
         self.cfg, self.parts = cfg, layers
         self.carry = [self.add_weight(shape=(batch_size, cfg.units), initializer="zeros", trainable=False,
-                                      name=f"carry_{j}") for j in range(cfg.layers * states_per_layer(cfg))]
+                                      name=f"carry_{j}") for j in range(cfg.recurrent_states)]
 
     def call(self, ids, training=False):
         start = [keras.ops.convert_to_tensor(v) for v in self.carry]
@@ -122,7 +122,7 @@ def stepper(cfg: TrainConfig, layers: dict) -> keras.Model:
     """[ids [B, T], *states (each [B, units]), and in an "input" world book [B]] → [logits, *states]."""
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     states_in = [keras.Input(shape=(cfg.units,), name=f"state_{j}")
-                 for j in range(cfg.layers * states_per_layer(cfg))]
+                 for j in range(cfg.recurrent_states)]
     if cfg.world != "input":
         logits, states_out = forward(cfg, layers, ids, states_in)
         return keras.Model([ids, *states_in], [logits, *states_out], name="char_rnn_stepper")
@@ -153,7 +153,7 @@ def book_start_states(cfg: TrainConfig, model: keras.Model, n_books: int, token_
     layer 0's gates at every character, so a story's state says which novel it is in,
     wherever the state goes (4 KiB more per state, not a copy of the vector).
     """
-    n_states = cfg.layers * states_per_layer(cfg)
+    n_states = cfg.recurrent_states
     if cfg.world == "none":
         return np.zeros((1, n_states, cfg.units), np.float32)
     if cfg.world == "input":

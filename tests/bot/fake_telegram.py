@@ -250,15 +250,17 @@ class FakeTelegram:
             out["reply_markup"] = m.reply_markup
         return out
 
-    def handle(self, method: str, params: dict, fault: bool = True) -> tuple[int, dict]:
-        """Answer one Bot API call (fault=False: without the injected faults, once a hang is over)."""
-        with self.lock:
-            if fault:
+    def handle(self, method: str, params: dict, injected: bool = True) -> tuple[int, dict]:
+        """Answer one Bot API call (injected=False: as a call already counted, without the injected
+        faults, once a hang is over)."""
+        chat = params.get("chat_id")
+        fault = None
+        if injected:
+            with self.lock:
                 self.calls.append((time.monotonic(), method, params))
-            faults = self.faults.get(method) or []
-            chat = params.get("chat_id")
-            mine = [i for i, f in enumerate(faults) if len(f) < 3 or f[2] is None or str(f[2]) == str(chat)]
-            fault = faults.pop(mine[0]) if mine and fault else None
+                faults = self.faults.get(method) or []
+                mine = [i for i, f in enumerate(faults) if len(f) < 3 or f[2] is None or str(f[2]) == str(chat)]
+                fault = faults.pop(mine[0]) if mine else None
         if fault is None and self.flood is not None and method in SENDS:
             with self.lock:
                 wait = self.flood.admit(int(chat))
@@ -272,7 +274,7 @@ class FakeTelegram:
                 self.hanging += 1
             try:
                 time.sleep(fault[1])
-                return self.handle(method, params, fault=False)  # then answered as usual
+                return self.handle(method, params, injected=False)  # then answered as usual
             finally:
                 with self.lock:
                     self.hanging -= 1

@@ -9,6 +9,8 @@ from bot.telegram_app import StreamingReply
 
 
 class RecordingBot:
+    rate_limiter = None  # as python-telegram-bot's Bot without one
+
     def __init__(self):
         self.messages, self.next_id = {}, 1
 
