@@ -3,6 +3,7 @@
     python -m train --corpus ../shared/corpus/jinyong --out runs/jy
     python -m train --out runs/jy --resume            # continue an interrupted run
     python -m train --init-from model/default --corpus my_novels/ --out runs/mine   # fine-tune
+    python -m train --teacher runs/big --distill 0.5 ...   # also learn from a bigger run's predictions
     KERAS_BACKEND=jax python -m train ...             # on the GPU machine (no TensorFlow there)
 
 Every TrainConfig field is a flag (--units 1024, --layers 2, --cell lstm, ...). With

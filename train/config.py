@@ -30,6 +30,8 @@ class TrainConfig:
     layers: int = 2  # stacked recurrent layers
     dropout: float = 0.2  # between layers and before the output, training only
     init_from: str = ""  # a run directory or SavedModel to start from (fine-tuning; see train.parent); "" = random weights
+    teacher: str = ""  # a finished run (same corpus and characters, any size) whose predictions the model also learns from (train.distill); "" = the text alone
+    distill: float = 0.5  # with a teacher: weight of KL(teacher ‖ model) in the loss, the rest on the text's own characters
     keep_parent_chars: bool = True  # with --init-from: keep every character the parent knew (off: only this corpus's, a smaller output layer)
     # optimisation
     epochs: int = 16  # passes over the training text (an epoch = every character once, on average)
@@ -84,5 +86,9 @@ class TrainConfig:
             raise ValueError("--book-balance draws windows per novel: it does not go with --carry-state")
         if self.quotes not in ("curly", "corner", "keep"):
             raise ValueError(f"--quotes must be curly, corner or keep, not {self.quotes!r}")
+        if not 0.0 <= self.distill <= 1.0:
+            raise ValueError("--distill must be in [0, 1]")
+        if self.teacher and self.carry_state:
+            raise ValueError("--teacher reads the same windows as the model: it does not go with --carry-state")
         if self.carry_state and self.burn_in:
             raise ValueError("--carry-state already starts every window from a warm state: leave --burn-in at 0")

@@ -30,7 +30,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from train import curves, network
+from train import curves, distill, network
 from train.config import TrainConfig
 from train.corpus import read_corpus
 from train.data import epoch_batches, score_streams, steps_per_epoch
@@ -96,11 +96,13 @@ def save_checkpoint(run: Path, model, optimizer, progress: dict) -> None:
     os.replace(tmp, ck / "progress.json")
 
 
-def load_checkpoint(run: Path, model, optimizer) -> dict:
+def load_checkpoint(run: Path, model, optimizer, trainable: list) -> dict:
+    """Restore the weights into `model` and the optimizer's state for `trainable` (the variables
+    `fit` trains, in its order)."""
     ck = run / "checkpoint"
     if not (ck / "progress.json").exists():
         raise TrainingError(f"{run}: no checkpoint to resume from (missing {ck / 'progress.json'})")
-    optimizer.build(model.trainable_variables)
+    optimizer.build(trainable)
     model.load_weights(ck / "weights.weights.h5")
     saved = np.load(ck / "optimizer.npz")
     arrays = [saved[f"arr_{i}"] for i in range(len(saved.files))]
@@ -109,6 +111,24 @@ def load_checkpoint(run: Path, model, optimizer) -> dict:
     for var, value in zip(optimizer.variables, arrays):
         var.assign(value)
     return json.loads((ck / "progress.json").read_text())
+
+
+def compile_for_training(cfg: TrainConfig, model, optimizer, vocab: Vocabulary, books: list[str]):
+    """The model `fit` trains: `model` itself with cross-entropy on the text, or with a teacher
+    (cfg.teacher) the pair of both, learning from the text and the teacher's predictions
+    (train.distill). Either way only `model`'s weights change, and only they are saved."""
+    if not cfg.teacher:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+        model.compile(optimizer=optimizer, loss=loss)
+        return model
+    try:
+        teacher = distill.load_teacher(cfg.teacher, cfg, vocab, books)
+    except distill.TeacherError as e:
+        raise TrainingError(str(e)) from None
+    fitted = distill.pair(model, teacher)
+    fitted.compile(optimizer=optimizer, loss=distill.DistillationLoss(cfg.distill),
+                   weighted_metrics=[distill.student_nats])
+    return fitted
 
 
 def hardware() -> str:
@@ -227,11 +247,10 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
 
     model, stepper = network.build(cfg, len(vocab), n_books)
     optimizer = make_optimizer(cfg, steps * cfg.epochs)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
-    model.compile(optimizer=optimizer, loss=loss)
+    fitted = compile_for_training(cfg, model, optimizer, vocab, [n.name for n in novels])
     progress = {"epoch": 0, "best_val": None, "best_epoch": None, "history": [], "seconds": 0.0}
     if resume:
-        progress = load_checkpoint(run, model, optimizer)
+        progress = load_checkpoint(run, model, optimizer, fitted.trainable_variables)
         report(f"resuming after epoch {progress['epoch']}")
     elif parent is not None:
         network.set_role_weights(cfg, model, child_weights(parent, vocab.chars, [n.name for n in novels]))
@@ -259,13 +278,15 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
         x, y, w = epoch_batches(train_ids, cfg, epoch, train_books, vocab.token_base)
         if cfg.carry_state:
             model.reset_carry()  # every stream starts the epoch from zero state
-        hist = model.fit(x, y, sample_weight=w, batch_size=cfg.batch_size, epochs=epoch + 1,
-                         initial_epoch=epoch, shuffle=False, verbose=_verbosity())
-        train_loss = float(hist.history["loss"][-1])
+        hist = fitted.fit(x, y, sample_weight=w, batch_size=cfg.batch_size, epochs=epoch + 1,
+                          initial_epoch=epoch, shuffle=False, verbose=_verbosity())
+        train_loss = float(hist.history["student_nats" if cfg.teacher else "loss"][-1])
         start = network.book_start_states(cfg, model, n_books, vocab.token_base)
         val, n_val = validate(cfg, stepper, val_ids, start)
         seconds = last_seconds = time.perf_counter() - t0
         row = {"train_nats": train_loss, "val_nats": val, "val_bits": val / LN2}
+        if cfg.teacher:  # the loss it minimised: text and teacher mixed (train.distill)
+            row["train_distillation"] = float(hist.history["loss"][-1])
         if n_books:  # the same tails read with no novel given: the model must still write without one
             row["val_nats_no_book"] = validate(cfg, stepper, val_ids, start, use_books=False)[0]
         row |= {
