@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -19,6 +20,11 @@ def read_history(path: Path) -> dict[str, list[float]]:
     with path.open() as f:
         rows = list(csv.DictReader(f))
     return {k: [float(r[k]) for r in rows if r.get(k)] for k in ["epoch", *CURVES] if rows and k in rows[0]}
+
+
+def can_draw() -> bool:
+    """Whether matplotlib is installed (the GPU machine has none: draw there later, from history.csv)."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def draw(run: Path) -> Path:

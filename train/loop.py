@@ -10,7 +10,7 @@ Everything a run writes lives in its run directory:
     RUN/checkpoint/          last epoch: weights, optimizer state, progress (for --resume)
     RUN/best.weights.h5      the weights with the best validation loss so far
     RUN/history.csv          one line per epoch
-    RUN/curves.png           training and validation curves (train.curves), redrawn every epoch
+    RUN/curves.png           training and validation curves (train.curves), redrawn every epoch (with matplotlib)
     RUN/logs/                TensorBoard logs (when TensorFlow is installed)
     RUN/report.json          the training report, written at the end
     RUN/saved_model/         the exported OneStep SavedModel and its model.json card
@@ -262,6 +262,9 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
     report(f"{model.count_params():,} parameters; backend {keras.backend.backend()} on {hardware()}")
 
     log = ScalarLog(run)
+    drawing = curves.can_draw()
+    if not drawing:
+        report(f"matplotlib is not installed here: no curves.png; draw it later with python -m train.curves {run}")
     stale = _epochs_without_improvement(progress)
     session_start, last_seconds = time.perf_counter(), None  # this session's clock, not the run's
     for epoch in range(progress["epoch"], cfg.epochs):
@@ -301,7 +304,8 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
         stale = 0 if better else stale + 1
         save_checkpoint(run, model, optimizer, progress)
         log.write(epoch + 1, row)
-        curves.draw(run)
+        if drawing:
+            curves.draw(run)
         no_book = f"; no novel given {row['val_nats_no_book']:.4f}" if n_books else ""
         report(f"epoch {epoch + 1}/{cfg.epochs}: train {train_loss:.4f} nats/char, validation {val:.4f} nats/char "
                f"({val / LN2:.4f} bits/char, {n_val:,} chars, state carried{no_book}){' *' if better else ''}, "
