@@ -162,9 +162,10 @@ def world_figures(model_dir: Path) -> dict:
             "format_defects": {k: marks[k] for k in ("samples", "missing_glyph", "corner_quotes", "wrapped_runs")}}
 
 
-# World "input": the novels' vectors are multiplied by this in the artifact. Measured on the
-# shipped model (README): 1 → 15.0 % of principal names from other novels, 1.5 → 5.7 %, 2 → 2.9 %,
-# at +0.014 (天龙八部) and +0.023 (all 14 tails) nats/char.
+# World "input": the novels' vectors are multiplied by this in the artifact. Measured (README) on
+# fi1024: 1 → 15.0 % of principal names from other novels, 1.5 → 5.7 %, 2 → 2.9 %, at +0.014
+# (天龙八部) and +0.023 (all 14 tails) nats/char; the shipped d1024 needs 2.25 for 2.9 % (2: 4.2 %).
+# Each model has its own best value: --book-strength sets it.
 BOOK_STRENGTH = 2.0
 
 
