@@ -48,10 +48,12 @@ def load_teacher(path: str | Path, student: TrainConfig, vocab: Vocabulary, book
     books = json.loads((path / "books.json").read_text())["books"] if (path / "books.json").exists() else []
     if cfg.world != "none" and [b["name"] for b in books] != list(book_names):
         raise TeacherError(f"{path}: the teacher's novels differ from this run's")
+    if cfg.carry_state:  # its weights file holds the carried state too, a model of another shape
+        raise TeacherError(f"{path}: a --carry-state run cannot teach; train the teacher on windows")
     source = path / "best.weights.h5"
     if not source.exists():
         raise TeacherError(f"{path}: no best.weights.h5 (has the teacher finished an epoch?)")
-    cfg = dataclasses.replace(cfg, dropout=0.0, carry_state=False)  # deterministic targets
+    cfg = dataclasses.replace(cfg, dropout=0.0)  # deterministic targets
     teacher, _ = network.build(cfg, len(vocab), len(books) if cfg.world != "none" else 0)
     teacher.load_weights(source)
     teacher.trainable = False

@@ -90,5 +90,9 @@ def test_a_teacher_must_know_the_same_characters(tiny_corpus, tmp_path):
         train(tmp_path / "s", [str(tiny_corpus)], tiny_config(teacher=str(teacher)), report=quiet)
     with pytest.raises(TrainingError, match="not a run directory"):
         train(tmp_path / "t", [str(tiny_corpus)], tiny_config(teacher=str(tmp_path / "nope")), report=quiet)
+    carried = tmp_path / "carried"
+    train(carried, [str(tiny_corpus)], tiny_config(epochs=1, carry_state=True), report=quiet)
+    with pytest.raises(TrainingError, match="--carry-state run cannot teach"):
+        train(tmp_path / "u", [str(tiny_corpus)], tiny_config(teacher=str(carried)), report=quiet)
     with pytest.raises(ValueError, match="--distill"):
         tiny_config(teacher=str(teacher), distill=1.5).validate()
