@@ -57,6 +57,24 @@ def tiny_config(**over):
     return TrainConfig(**base)
 
 
+def resumed_against_straight(corpus: Path, tmp_path: Path, **config) -> tuple[dict, dict]:
+    """Train tiny_config(**config) on `corpus` straight through, and again cut after its first
+    epoch (a time budget no epoch fits in) and resumed; assert both give the same validation
+    history. Returns the two reports (straight, resumed); the runs are tmp_path/"straight", /"cut"."""
+    import numpy as np
+
+    from train.loop import train
+
+    quiet = lambda s: None  # noqa: E731
+    straight = train(tmp_path / "straight", [str(corpus)], tiny_config(**config), report=quiet)
+    first = train(tmp_path / "cut", [str(corpus)], tiny_config(**config, time_budget=1e-9), report=quiet)
+    assert first["epochs_run"] == 1
+    resumed = train(tmp_path / "cut", None, None, resume=True, time_budget=0, report=quiet)
+    np.testing.assert_allclose([h["val_nats"] for h in resumed["history"]],
+                               [h["val_nats"] for h in straight["history"]], rtol=1e-5)
+    return straight, resumed
+
+
 def trained_and_exported(corpus: Path, tmp_path_factory, name: str, **config) -> Path:
     """A tiny run trained on `corpus` with tiny_config(**config), exported to RUN/saved_model."""
     from train.export import export_run

@@ -16,13 +16,13 @@ and exported, so the shipped model keeps its size and speed.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import keras
 
 from train import network
 from train.config import TrainConfig
+from train.export import run_books
 from train.vocab import Vocabulary
 
 
@@ -45,7 +45,7 @@ def load_teacher(path: str | Path, student: TrainConfig, vocab: Vocabulary, book
     if cfg.world != student.world:
         raise TeacherError(f"{path}: the teacher's world is {cfg.world!r}, this run's {student.world!r}: "
                            "they must read the same inputs")
-    books = json.loads((path / "books.json").read_text())["books"] if (path / "books.json").exists() else []
+    books = run_books(path)["books"]
     if cfg.world != "none" and [b["name"] for b in books] != list(book_names):
         raise TeacherError(f"{path}: the teacher's novels differ from this run's")
     if cfg.carry_state:  # its weights file holds the carried state too, a model of another shape

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import make_story, tiny_config
+from tests.conftest import make_story, resumed_against_straight, tiny_config
 from train import network
 from train.config import TrainConfig
 from train.data import log_softmax
@@ -71,13 +71,7 @@ def test_a_student_learns_its_teachers_predictions(tiny_corpus, tmp_path):
 def test_a_distilled_run_resumes_exactly(tiny_corpus, tmp_path):
     teacher = tmp_path / "teacher"
     train(teacher, [str(tiny_corpus)], tiny_config(units=32, epochs=1), report=quiet)
-    cfg = dict(epochs=3, dropout=0.1, teacher=str(teacher), distill=0.5)
-    straight = train(tmp_path / "straight", [str(tiny_corpus)], tiny_config(**cfg), report=quiet)
-    first = train(tmp_path / "cut", [str(tiny_corpus)], tiny_config(**cfg, time_budget=1e-9), report=quiet)
-    assert first["epochs_run"] == 1
-    resumed = train(tmp_path / "cut", None, None, resume=True, time_budget=0, report=quiet)
-    np.testing.assert_allclose([h["val_nats"] for h in resumed["history"]],
-                               [h["val_nats"] for h in straight["history"]], rtol=1e-5)
+    resumed_against_straight(tiny_corpus, tmp_path, epochs=3, dropout=0.1, teacher=str(teacher), distill=0.5)
 
 
 def test_a_teacher_must_know_the_same_characters(tiny_corpus, tmp_path):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import make_story, run_python, tiny_config
+from tests.conftest import make_story, resumed_against_straight, run_python, tiny_config
 from train import network
 from train.config import TrainConfig
 from train.data import log_softmax
@@ -85,13 +85,8 @@ def test_fine_tuning_defaults_and_architecture():
 
 
 def test_a_resumed_fine_tune_continues_exactly(tiny_run, new_corpus, tmp_path):
-    cfg = dict(init_from=str(tiny_run), epochs=3, dropout=0.1)
-    straight = train(tmp_path / "straight", [str(new_corpus)], tiny_config(**cfg), report=quiet)
-    first = train(tmp_path / "cut", [str(new_corpus)], tiny_config(**cfg, time_budget=1e-9), report=quiet)
-    assert first["epochs_run"] == 1
-    resumed = train(tmp_path / "cut", None, None, resume=True, time_budget=0, report=quiet)
-    np.testing.assert_allclose([h["val_nats"] for h in resumed["history"]],
-                               [h["val_nats"] for h in straight["history"]], rtol=1e-5)
+    straight, resumed = resumed_against_straight(new_corpus, tmp_path, init_from=str(tiny_run), epochs=3,
+                                                 dropout=0.1)
     assert resumed["val_nats_at_start"] == straight["val_nats_at_start"]
 
 

@@ -5,12 +5,11 @@ import json
 import keras
 import numpy as np
 
-from tests.conftest import run_python, tiny_config
+from tests.conftest import resumed_against_straight, run_python
 from train import network
 from train.config import TrainConfig
 from train.data import epoch_batches, epoch_windows, steps_per_epoch
 from train.export import run_weights
-from train.loop import train
 from train.vocab import Vocabulary
 
 
@@ -40,16 +39,10 @@ def test_training_lowers_validation_loss_and_writes_the_run(tiny_run):
 
 
 def test_resume_continues_exactly(tiny_corpus, tmp_path):
-    cfg = dict(epochs=3, dropout=0.1, units=16, layers=1, batch_size=8, seq_len=24)
-    train(tmp_path / "straight", [str(tiny_corpus)], tiny_config(**cfg), report=lambda s: None)
     # Interrupted after its first epoch (a budget no epoch fits in), then resumed.
-    first = train(tmp_path / "cut", [str(tiny_corpus)], tiny_config(**cfg, time_budget=1e-9), report=lambda s: None)
-    assert first["epochs_run"] == 1
-    resumed = train(tmp_path / "cut", None, None, resume=True, time_budget=0, report=lambda s: None)
-    straight = json.loads((tmp_path / "straight" / "report.json").read_text())
+    _, resumed = resumed_against_straight(tiny_corpus, tmp_path, epochs=3, dropout=0.1, units=16, layers=1,
+                                          batch_size=8, seq_len=24)
     assert resumed["epochs_run"] == 3
-    np.testing.assert_allclose([h["val_nats"] for h in resumed["history"]],
-                               [h["val_nats"] for h in straight["history"]], rtol=1e-5)
 
 
 def test_lstm_builds_and_steps():
@@ -100,13 +93,9 @@ def test_carried_state_model_goes_on_where_the_last_batch_ended():
 
 
 def test_carried_state_training_resumes_exactly_and_exports(tiny_corpus, tmp_path):
-    cfg = dict(epochs=2, dropout=0.1, units=16, layers=1, batch_size=4, seq_len=16, carry_state=True)
-    straight = train(tmp_path / "straight", [str(tiny_corpus)], tiny_config(**cfg), report=lambda s: None)
+    straight, _ = resumed_against_straight(tiny_corpus, tmp_path, epochs=2, dropout=0.1, units=16, layers=1,
+                                           batch_size=4, seq_len=16, carry_state=True)
     assert straight["history"][-1]["val_nats"] < straight["history"][0]["val_nats"]
-    train(tmp_path / "cut", [str(tiny_corpus)], tiny_config(**cfg, time_budget=1e-9), report=lambda s: None)
-    resumed = train(tmp_path / "cut", None, None, resume=True, time_budget=0, report=lambda s: None)
-    np.testing.assert_allclose([h["val_nats"] for h in resumed["history"]],
-                               [h["val_nats"] for h in straight["history"]], rtol=1e-5)
     cut = tmp_path / "cut"
     run_cfg, vocab = TrainConfig.load(cut / "config.json"), Vocabulary.load(cut / "vocab.json")
     weights = run_weights(tmp_path / "cut", run_cfg, len(vocab))  # what export and pack read
