@@ -171,22 +171,33 @@ class ScalarLog:
 
 def validate(cfg: TrainConfig, stepper, val_ids: list[np.ndarray], start: np.ndarray | None = None,
              use_books: bool = True) -> tuple[float, int]:
-    """Held-out cross-entropy in nats/char, the state carried through each file's tail.
+    """Held-out cross-entropy in nats/char, the state carried through each file's tail."""
+    nll, counts = score_tails(cfg, stepper, val_ids, start, use_books)
+    return float(nll.sum() / counts.sum()), int(counts.sum())
+
+
+def score_tails(cfg: TrainConfig, stepper, val_ids: list[np.ndarray], start: np.ndarray | None = None,
+                use_books: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Summed nll (nats) and characters per file [len(val_ids)], each tail's first
+    cfg.val_max_chars (0: all) read in one stream, the state carried.
 
     With a world, file i's tail starts from novel i+1's state in `start` [K+1, S, units]
     (the right novel, as auto picks it), or from the "no novel" row when use_books is False.
     """
     keep = [i for i, v in enumerate(val_ids) if len(v)]
+    nll, counts = np.zeros(len(val_ids)), np.zeros(len(val_ids), np.int64)
+    if not keep:
+        return nll, counts
     streams = [val_ids[i][: cfg.val_max_chars] if cfg.val_max_chars else val_ids[i] for i in keep]
     begin = books = None
     if start is not None and cfg.world != "none":
         rows = [i + 1 if use_books else 0 for i in keep]
         begin = start[rows]
         books = np.array(rows, np.int32) if cfg.world == "input" else None
-    nll, counts = score_streams(
+    nll[keep], counts[keep] = score_streams(
         stepper, stepper.get_layer("logits"), streams, n_states=cfg.recurrent_states,
         top=network.top_state_index(cfg), units=cfg.units, chunk=cfg.val_chunk, start=begin, books=books)
-    return float(nll.sum() / counts.sum()), int(counts.sum())
+    return nll, counts
 
 
 def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: bool = False,
