@@ -1,9 +1,9 @@
 """Learning from a bigger model's predictions as well as from the text (knowledge distillation).
 
-    python -m train --init-from runs/p1024 --teacher runs/t1536 --distill 0.5 --corpus NOVELS --out runs/d1024
+    python -m train --init-from runs/p1024 --teacher runs/f2048 --distill 0.5 --corpus NOVELS --out runs/m1024
 
 The teacher is a finished run on the same corpus with the same characters and novels, of any
-size (e.g. 2×GRU 1536, too slow to ship). It is frozen and run without dropout beside the
+size (e.g. 2×GRU 2048, too slow to ship). It is frozen and run without dropout beside the
 student on every window. The student's loss at each character is
 
     (1 − distill) × (−log p_student(the text's character)) + distill × KL(p_teacher ‖ p_student)

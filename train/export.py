@@ -164,7 +164,8 @@ def world_figures(model_dir: Path) -> dict:
 
 # World "input": the novels' vectors are multiplied by this in the artifact. Measured (README) on
 # fi1024: 1 → 15.0 % of principal names from other novels, 1.5 → 5.7 %, 2 → 2.9 %, at +0.014
-# (天龙八部) and +0.023 (all 14 tails) nats/char; the shipped d1024 needs 2.25 for 2.9 % (2: 4.2 %).
+# (天龙八部) and +0.023 (all 14 tails) nats/char; d1024 needed 2.25 for 2.9 % (2: 4.2 %); the shipped
+# m1024 has 2.3 % at 2.25 (2: 3.4 %).
 # Each model has its own best value: --book-strength sets it.
 BOOK_STRENGTH = 2.0
 
