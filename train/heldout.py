@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 from pathlib import Path
 
 from train import network
 from train.config import TrainConfig
-from train.loop import load_corpus, score_tails
+from train.loop import LN2, corpus_paths, load_corpus, score_tails
 from train.vocab import Vocabulary
-
-LN2 = math.log(2.0)
 
 
 def heldout(run: Path, chunk: int = 1000, report=print) -> dict:
@@ -33,8 +30,7 @@ def heldout(run: Path, chunk: int = 1000, report=print) -> dict:
     if not weights.exists():
         raise FileNotFoundError(f"{run}: no best.weights.h5 (not a run, or no epoch finished yet)")
     cfg = dataclasses.replace(TrainConfig.load(run / "config.json"), val_max_chars=0, val_chunk=chunk)
-    paths = json.loads((run / "corpus.json").read_text())["paths"]
-    novels, _, val_texts = load_corpus(paths, cfg, report=lambda s: None)
+    novels, _, val_texts = load_corpus(corpus_paths(run), cfg, report=lambda s: None)
     vocab = Vocabulary.load(run / "vocab.json")
     n_books = len(novels) if cfg.world != "none" else 0
     model, stepper = network.build(cfg, len(vocab), n_books)

@@ -53,6 +53,11 @@ def load_corpus(paths: list[str], cfg: TrainConfig, report=print):
     return novels, [p[0] for p in parts], [p[1] for p in parts]
 
 
+def corpus_paths(run: Path) -> list[str]:
+    """The corpus files and folders a run was trained on, as given (RUN/corpus.json)."""
+    return json.loads((Path(run) / "corpus.json").read_text())["paths"]
+
+
 def corpus_card(novels, train_texts, val_texts) -> list[dict]:
     return [
         {"file": n.file, "book": n.name, "sha256": n.sha256, "encoding": n.encoding, "chars": len(n.text),
@@ -212,7 +217,7 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
         if not (run / "config.json").exists():
             raise TrainingError(f"{run}: not a run directory (no config.json); nothing to resume")
         cfg = TrainConfig.load(run / "config.json")
-        corpus = corpus or json.loads((run / "corpus.json").read_text())["paths"]
+        corpus = corpus or corpus_paths(run)
     elif (run / "checkpoint" / "progress.json").exists():
         raise TrainingError(f"{run} already holds a run: pass --resume to continue it, or choose another --out")
     if epochs is not None:

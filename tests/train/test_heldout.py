@@ -12,12 +12,12 @@ def test_a_runs_tails_score_as_its_exported_artifact_does(tiny_input_world_run, 
     from train.evaluate import evaluate
     from train.export import export_run
     from train.heldout import heldout
+    from train.loop import corpus_paths
 
     run = tiny_input_world_run
     result = heldout(run, chunk=50, report=lambda s: None)
     cfg = TrainConfig.load(run / "config.json")
-    paths = json.loads((run / "corpus.json").read_text())["paths"]
-    tails = [(n.file, n.split(cfg.holdout)[1]) for n in read_corpus(paths, report=lambda s: None)]
+    tails = [(n.file, n.split(cfg.holdout)[1]) for n in read_corpus(corpus_paths(run), report=lambda s: None)]
     # At the strength it was trained with (the shipped artifacts multiply the novels' vectors).
     artifact = load(export_run(run, tmp_path / "strength1", report=lambda s: None, book_strength=1.0), "float32")
     right, none = evaluate(artifact, tails), evaluate(artifact, tails, book=None)
