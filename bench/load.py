@@ -7,7 +7,12 @@ all, 20 a minute into a group, about 1 a second into a chat; --no-flood-limits t
 that off). A share of the chats (--groups) are supergroups. Reports the 429s the bot
 received, whether every chat got its whole part, p50/p95 time from each /write to its
 first text and to its final text, and the bot's memory afterwards. The test suite runs
-it with a few chats on a tiny model (tests/bot/test_load.py). The fake server and the
+it with a few chats on a tiny model (tests/bot/test_load.py).
+
+    python -m bench.load --hang 300 [--model model/default]
+
+instead stalls the Bot API for N chats (each part's first send hangs a minute) and times
+/help from another chat meanwhile, against the same /help with nothing stalled. The fake server and the
 bot's subprocess are the end-to-end tests' own (tests/bot/fake_telegram.py, harness.py):
 run it from the repository root.
 """
@@ -66,6 +71,26 @@ def run_load(fake: FakeTelegram, chats: int, length: int, timeout: float = 300, 
             "final_p50_s": float(np.percentile(final, 50)), "final_p95_s": float(np.percentile(final, 95))}
 
 
+def run_stall(fake: FakeTelegram, hung: int, first_chat: int = 20_000) -> dict:
+    """/help's round trip in a calm bot, then while `hung` chats' parts hang on their first send."""
+    def help_seconds(chat: int) -> float:
+        before, t0 = len(fake.chat(chat)), time.monotonic()
+        fake.command(chat, "/help")
+        fake.wait_for(lambda: len(fake.chat(chat)) > before, 120, "the answer to /help")
+        return time.monotonic() - t0
+
+    calm = help_seconds(1)
+    ids = range(first_chat, first_chat + hung)
+    for c in ids:
+        fake.fail("sendMessage", "hang", 60, chat_id=c)
+    for c in ids:
+        fake.command(c, "/write 乔峰")
+    fake.wait_for(lambda: fake.hanging >= min(hung, 250), 120, "the parts' first sends hanging")
+    stalled = [help_seconds(2 + i) for i in range(5)]
+    return {"hung_parts": hung, "hanging_requests": fake.hanging, "help_calm_s": calm,
+            "help_stalled_max_s": max(stalled), "help_stalled_p50_s": float(np.median(stalled))}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n")[0])
     ap.add_argument("--chats", type=int, default=32)
@@ -74,7 +99,10 @@ def main(argv=None) -> int:
     ap.add_argument("--model", type=Path, default=Path("model/default"))
     ap.add_argument("--timeout", type=float, default=1800, help="seconds to wait for every part")
     ap.add_argument("--no-flood-limits", action="store_true", help="the fake server answers every request")
+    ap.add_argument("--hang", type=int, default=0, help="instead: N parts whose first send hangs, and /help meanwhile")
     args = ap.parse_args(argv)
+    if args.hang:
+        return stall(args)
     with FakeTelegram(flood_limits=not args.no_flood_limits) as fake, tempfile.TemporaryDirectory() as d:
         bot = BotProcess(fake, args.model, Path(d) / "db.sqlite3", Path(d) / "bot.log", LOG_LEVEL="INFO",
                          MAX_JOBS=max(1000, args.chats), RATE_GLOBAL_PER_MIN=10**6,
@@ -97,6 +125,23 @@ def main(argv=None) -> int:
             ("errors / warnings logged", f"{r['log_errors']} / {r['log_warnings']}")]
     for label, value in rows:
         print(f"{label:>28}  {value}")
+    return result_line(result)
+
+
+def stall(args) -> int:
+    with FakeTelegram() as fake, tempfile.TemporaryDirectory() as d:
+        bot = BotProcess(fake, args.model, Path(d) / "db.sqlite3", Path(d) / "bot.log", LOG_LEVEL="INFO",
+                         RATE_GLOBAL_PER_MIN=10**6, CHARS_GLOBAL_PER_HOUR=10**9).start()
+        try:
+            result = run_stall(fake, args.hang)
+            result["bot_rss_mb"] = bot.rss_mb()
+        finally:
+            bot.stop()
+    r = result
+    print(f"{'parts hung on their first send':>32}  {r['hung_parts']} ({r['hanging_requests']} requests held)")
+    print(f"{'/help from another chat, calm':>32}  {r['help_calm_s']:.3f} s")
+    print(f"{'/help meanwhile, p50 / max of 5':>32}  {r['help_stalled_p50_s']:.3f} / {r['help_stalled_max_s']:.3f} s")
+    print(f"{'the bot memory meanwhile':>32}  {r['bot_rss_mb']:.0f} MB")
     return result_line(result)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sqlite3
 import sys
@@ -21,23 +22,30 @@ from bot.logs import setup_logging
 
 
 def preflight(config: BotConfig):
-    """Fail with one line on a model or database the bot could not use; returns the loaded model.
+    """Fail with one line on a model or database the bot could not use; returns (the loaded model, the
+    database's lock). The lock is taken here and held until the bot exits: two bots started together
+    cannot both pass this check.
 
     The cheap checks come first, so their errors print before TensorFlow (and its chatter) loads.
     """
     from bot.resources import load_model  # noqa: PLC0415
-    from bot.store import Store  # noqa: PLC0415
+    from bot.store import Store, connect  # noqa: PLC0415
     from model import check_model_dir  # noqa: PLC0415
     from model.artifact import DEFAULT_MODEL_DIR  # noqa: PLC0415
 
     check_model_dir(config.model_dir or DEFAULT_MODEL_DIR)
 
-    async def probe():
-        store = await Store.open(config.database_path)
-        await store.close()
+    lock_fd = Store.take_lock(config.database_path)
 
-    asyncio.run(probe())
-    return load_model(config)
+    async def probe():
+        await (await connect(Path(config.database_path))).close()
+
+    try:
+        asyncio.run(probe())
+        return load_model(config), lock_fd
+    except BaseException:
+        os.close(lock_fd)
+        raise
 
 
 def _interrupt(signum, frame):
@@ -55,14 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(dotenv=args.env_file, need_token=not args.console)
         setup_logging(config.log_level, secrets=config.secrets())
-        model = preflight(config)
+        model, lock_fd = preflight(config)
     except (ConfigError, ModelError, StoreError, sqlite3.Error) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if args.console:
         from bot.console import run_console  # noqa: PLC0415
 
-        asyncio.run(run_console(config, model))
+        asyncio.run(run_console(config, model, lock_fd=lock_fd))
         return 0
     from telegram.ext import Application  # noqa: PLC0415
 
@@ -82,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("Bot API reachable: @%s", username)
     from telegram.error import InvalidToken  # noqa: PLC0415
 
-    app: Application = build_application(config, model)
+    app: Application = build_application(config, model, lock_fd)
     try:
         run(app, config)
     except InvalidToken:  # revoked after the start-up check; PTB's message would quote the token

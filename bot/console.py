@@ -57,9 +57,9 @@ class ConsolePart:
         self.out.last_part = part
 
 
-async def run_console(config: BotConfig, model, stdin=None, stdout=None) -> None:
+async def run_console(config: BotConfig, model, stdin=None, stdout=None, lock_fd: int | None = None) -> None:
     stdin = stdin or sys.stdin
-    res = await open_resources(config, model)
+    res = await open_resources(config, model, lock_fd)
     engine = res["engine"]
     loop = asyncio.get_running_loop()
     out = ConsoleOutput(stdout or sys.stdout)

@@ -53,6 +53,7 @@ class ChatSession:
     states: np.ndarray | None = None  # [S, 1, H] after the story's last character
     before_last: tuple[str, np.ndarray] | None = None  # how to regenerate the newest part: (read, states)
     busy_noticed: float = -1e9  # when this chat was last told "正在写…" (time.monotonic)
+    novel_explained: int = 0  # the story version told that the model lacks its novel (told once)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -71,7 +72,8 @@ class Opening:
     start: int  # where the part begins in the story text
     header: str = ""  # shown before the generated text (the prompt for /write)
     notice: str = ""  # an extra line for the user (which novel auto picked)
-    new_story: tuple[str, str | None] | None = None  # (prompt, novel): store as a new story once accepted
+    new_story: tuple[str, str | None] | None = None  # (prompt, novel): replaces the stored story once its part is
+    replaces: int = 0  # for a new story: the version of the story it replaces (0: none)
 
 
 @dataclass
@@ -223,8 +225,9 @@ class StoryEngine:
                 raise UserError(texts.WRITE_USAGE)
             book = self.book_for(settings.book, prompt)
             picked = texts.book_picked(book) if book and settings.book == texts.BOOK_AUTO else ""
+            old = await self.store.story(chat_id)
             return Opening(0, prompt, prompt, self.start_state(book), len(prompt), header=prompt, notice=picked,
-                           new_story=(prompt, book))
+                           new_story=(prompt, book), replaces=old.version if old else 0)
 
         return self._part(chat_id, prepare, notice, user_id)
 
@@ -238,8 +241,8 @@ class StoryEngine:
                 raise UserError(texts.NO_STORY)
             if len(story.text) + settings.length > self.story_limit:
                 raise UserError(texts.STORY_FULL.format(limit=self.story_limit))
-            read, states = self._resume_point(s, story)
-            return Opening(story.version, story.text, read, states, len(story.text))
+            read, states, notice = self._resume_point(s, story)
+            return Opening(story.version, story.text, read, states, len(story.text), notice=notice)
 
         return self._part(chat_id, prepare, "", user_id)
 
@@ -252,19 +255,31 @@ class StoryEngine:
             if start != story.last_part_start:
                 raise UserError(texts.OLD_PART)
             before = story.text[:start]
+            notice = ""
             if s.version == story.version and s.before_last is not None:
                 read, states = s.before_last
             else:  # lost in a restart: read the tail of the story before the part
-                read, states = before[-self.rebuild_chars:], self.start_state(story.book)
-            return Opening(story.version, before, read, states, start)
+                states, notice = self._story_start(s, story)
+                read = before[-self.rebuild_chars:]
+            return Opening(story.version, before, read, states, start, notice=notice)
 
         return self._part(chat_id, prepare, "", user_id)
 
-    def _resume_point(self, s: ChatSession, story) -> tuple[str, np.ndarray]:
+    def _resume_point(self, s: ChatSession, story) -> tuple[str, np.ndarray, str]:
+        """(text to read, state before it, a notice for the chat) to go on from the story's end."""
         if s.version == story.version and s.states is not None:
-            return "", s.states
+            return "", s.states, ""
         # Lost (a restart): read the story's tail from where a story in its novel starts.
-        return story.text[-self.rebuild_chars:], self.start_state(story.book)
+        states, notice = self._story_start(s, story)
+        return story.text[-self.rebuild_chars:], states, notice
+
+    def _story_start(self, s: ChatSession, story) -> tuple[np.ndarray, str]:
+        """The state a stored story's tail is read from: its novel's start, or no novel's when this model
+        lacks that novel (another MODEL_DIR, a fine-tune), which the chat is told once."""
+        if story.book is None or story.book in self.model.books:
+            return self.start_state(story.book), ""
+        told, s.novel_explained = s.novel_explained == story.version, story.version
+        return self.start_state(None), "" if told else texts.novel_gone(story.book)
 
     def _part(self, chat_id: int, prepare, notice: str, user_id: int | None) -> "PartContext":
         return PartContext(self, chat_id, self.session(chat_id), prepare, notice,
@@ -326,13 +341,6 @@ class PartContext:
                                                         settings.temperature)
             except Busy:
                 raise UserError(texts.BUSY_GLOBAL) from None
-            if opening.new_story:  # accepted: only now does the new story replace the old one
-                try:
-                    opening.version = await self.engine.store.start_story(self.chat_id, *opening.new_story)
-                except BaseException:
-                    self.job.cancel()
-                    raise
-                self.session.version, self.session.states = opening.version, None
         except BaseException:
             if reserved:
                 limits.refund(self.user_id, reserved)
@@ -351,7 +359,17 @@ class PartContext:
     async def __aexit__(self, exc_type, exc, tb) -> None:
         opening = self.opening
         try:
-            if exc_type is None and self.job.remaining <= 0:
+            if exc_type is None and self.job.remaining <= 0 and opening.new_story:
+                # Only a new story's whole first part replaces the old story: a failed /write keeps it.
+                version = await self.engine.store.start_story(self.chat_id, *opening.new_story, part=self.part.text,
+                                                              replaces=opening.replaces)
+                if version is None:  # the story it would replace changed meanwhile (another process): keep theirs
+                    self.session.states = None
+                    raise UserError(texts.STORY_CHANGED)
+                opening.version = self.part.version = version  # what its buttons carry
+                self.session.version, self.session.states = opening.version, self.job.states
+                self.session.before_last = (opening.read, opening.states)
+            elif exc_type is None and self.job.remaining <= 0:
                 story_text = opening.before + self.part.text
                 if not await self.engine.store.save_story(self.chat_id, opening.version, story_text, opening.start):
                     # The stored story is no longer this one (a /reset, or another process): keep theirs.
@@ -361,7 +379,7 @@ class PartContext:
                 self.session.before_last = (opening.read, opening.states)  # what 重写 starts from
             else:
                 self.job.cancel()
-                if self.session.version == opening.version:
+                if self.session.version == opening.version and not opening.new_story:
                     self.session.states = None  # the state no longer matches the stored story
         finally:
             self.session.lock.release()

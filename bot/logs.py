@@ -41,6 +41,7 @@ def setup_logging(level: str = "INFO", secrets: list[str] | None = None) -> None
     handler = logging.StreamHandler()
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets or []))
     handler.addFilter(OneLineNetworkErrors())
+    handler.addFilter(NoUpdateContent())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level, logging.INFO))
@@ -55,12 +56,20 @@ def setup_logging(level: str = "INFO", secrets: list[str] | None = None) -> None
         logging.getLogger(chatty).setLevel(max(logging.INFO, root.level))
 
 
+# The loggers of PTB's polling loop (telegram.ext.Updater, and its network retry loop's "telegram.ext").
+POLLING_LOGGERS = ("telegram.ext", "telegram.ext.Updater")
+WITHHELD = "<withheld>"
+
+
 class OneLineNetworkErrors(logging.Filter):
     """PTB logs every failed poll with a full traceback; a network outage deserves one line each,
-    and so does a refused token (main prints what to do)."""
+    and so does a refused token (main prints what to do). Only the polling loop's records are
+    rewritten: a failure elsewhere (a part's send) keeps its own cause."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
+        if record.name not in POLLING_LOGGERS:
+            return True
         if exc is not None and type(exc).__module__.startswith("telegram") and \
                 type(exc).__name__ in ("NetworkError", "TimedOut"):
             record.msg, record.args = "Bot API unreachable while polling (%s); retrying with backoff", (exc,)
@@ -70,3 +79,27 @@ class OneLineNetworkErrors(logging.Filter):
             record.msg, record.args = "Bot API refused the token", ()
             record.exc_info, record.exc_text = None, None
         return True
+
+
+class NoUpdateContent(logging.Filter):
+    """No line holds what people wrote, at any level: PTB logs an update it cannot read with the
+    update itself (at CRITICAL), and an exception's text can quote it. In records of PTB's loggers,
+    arguments that are updates or data (dicts, lists, Telegram objects, bytes) are withheld, and a
+    traceback is cut to the exception's type."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("telegram"):
+            return True
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(WITHHELD if holds_data(a) else a for a in args)
+        if record.exc_info and record.exc_info[1] is not None and record.levelno >= logging.ERROR:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(exc).__name__})"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
+def holds_data(value) -> bool:
+    """An argument that may carry people's text: a container, bytes, or a Telegram object."""
+    return isinstance(value, (dict, list, set, bytes, bytearray)) or type(value).__module__.startswith("telegram._")

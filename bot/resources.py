@@ -23,9 +23,10 @@ def load_model(config: BotConfig):
     return m
 
 
-async def open_resources(config: BotConfig, model) -> dict:
-    """{"engine": StoryEngine, "close": coroutine function} around a loaded model (see load_model)."""
-    store = await Store.open(config.database_path)
+async def open_resources(config: BotConfig, model, lock_fd: int | None = None) -> dict:
+    """{"engine": StoryEngine, "close": coroutine function} around a loaded model (see load_model);
+    `lock_fd`: the database's lock if the start-up check took it already (Store.take_lock)."""
+    store = await Store.open(config.database_path, lock_fd)
     scheduler = Scheduler(model, SchedulerConfig(max_batch=config.max_batch, max_jobs=config.max_jobs))
     scheduler.start()
     engine = StoryEngine(store, scheduler, prompt_limit=config.prompt_limit, limits=Limits(config.limits),

@@ -60,10 +60,12 @@ UPSERT_BOOK = """
     INSERT INTO settings (chat_id, temperature, length, book) VALUES (?, ?, ?, ?)
     ON CONFLICT(chat_id) DO UPDATE SET book = excluded.book"""
 SELECT_STORY = "SELECT version, text, last_part_start, book FROM stories WHERE chat_id = ?"
+# A new story replaces the chat's (version :replaces, 0 for none): if that changed meanwhile, nothing is written.
 START_STORY = """
-    INSERT INTO stories (chat_id, version, text, last_part_start, book) VALUES (?, 1, ?, ?, ?)
+    INSERT INTO stories (chat_id, version, text, last_part_start, book) VALUES (:chat, 1, :text, :start, :book)
     ON CONFLICT(chat_id) DO UPDATE SET version = stories.version + 1, text = excluded.text,
                                        last_part_start = excluded.last_part_start, book = excluded.book
+    WHERE :replaces IS NULL OR stories.version = :replaces
     RETURNING version"""
 SAVE_STORY = "UPDATE stories SET text = ?, last_part_start = ? WHERE chat_id = ? AND version = ? RETURNING version"
 RESET_STORY = "UPDATE stories SET version = version + 1, text = '', last_part_start = 0 WHERE chat_id = ?"
@@ -139,15 +141,26 @@ class Store:
                 raise
         return rows
 
-    @classmethod
-    async def open(cls, path: str | Path) -> "Store":
-        """Open (creating if needed, readable by its owner only) and migrate the database."""
+    @staticmethod
+    def take_lock(path: str | Path) -> int:
+        """Make the database's folder if needed (0700) and take its lock (see lock_beside): the file
+        descriptor, held until closed. StoreError if another process holds it or the folder is unusable."""
         path = Path(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            lock_fd = lock_beside(path)
+            private_folder(path.parent)
+            fd = lock_beside(path)
         except OSError as e:
             raise StoreError(f"{path}: cannot open database ({e})") from None
+        owner_only(path)
+        return fd
+
+    @classmethod
+    async def open(cls, path: str | Path, lock_fd: int | None = None) -> "Store":
+        """Open (creating if needed, readable by its owner only) and migrate the database. `lock_fd`: its
+        lock, already taken by this process (Store.take_lock); it is released when the store closes."""
+        path = Path(path)
+        if lock_fd is None:
+            lock_fd = Store.take_lock(path)
         try:
             return cls(await connect(path), path, lock_fd)
         except BaseException:
@@ -179,10 +192,14 @@ class Store:
         row = await self._fetchone(SELECT_STORY, (chat_id,))
         return Story(*row) if row else None
 
-    async def start_story(self, chat_id: int, prompt: str, book: str | None = None) -> int:
-        """Replace the chat's story with a new one holding the prompt, in `book`; returns its version."""
-        (version,) = await self._write(START_STORY, (chat_id, prompt, len(prompt), book), fetch=True)
-        return version
+    async def start_story(self, chat_id: int, prompt: str, book: str | None = None, part: str = "",
+                          replaces: int | None = None) -> int | None:
+        """Replace the chat's story with a new one: the prompt and its first part, in `book`; its version.
+        With `replaces` (the version it was seen at; 0: no story), None and nothing written if the
+        stored story is no longer that one."""
+        row = await self._write(START_STORY, {"chat": chat_id, "text": prompt + part, "start": len(prompt),
+                                              "book": book, "replaces": replaces}, fetch=True)
+        return row[0] if row else None
 
     async def save_story(self, chat_id: int, version: int, text: str, last_part_start: int) -> bool:
         """Save a part's story; False (nothing written) if the stored story is no longer `version`."""
@@ -196,6 +213,26 @@ class Store:
         Moving a chat with nothing stored (or moving it twice) changes nothing."""
         await self._transaction([(MOVE_SETTINGS, (new, old)), (MOVE_STORY, (new, old)),
                                  (DELETE_SETTINGS, (old,)), (DELETE_STORY, (old,))])
+
+
+def private_folder(folder: Path) -> None:
+    """Create `folder` (and its parents) readable by its owner only, whatever the umask (0777 in many
+    containers); a folder that already exists is left as its owner set it."""
+    if folder.exists():
+        return
+    folder.mkdir(parents=True, mode=0o700)
+    folder.chmod(0o700)
+
+
+def owner_only(path: Path) -> None:
+    """Tighten the database and its side files to 0600 where they are looser (made under another umask)."""
+    for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
+              path.with_name(path.name + ".lock")):
+        try:
+            if f.stat().st_mode & 0o077:
+                f.chmod(0o600)
+        except FileNotFoundError:
+            pass
 
 
 async def connect(path: Path) -> aiosqlite.Connection:

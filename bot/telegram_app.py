@@ -1,9 +1,9 @@
 """The Telegram adapter: python-telegram-bot handlers over the story engine.
 
-Resources (model, scheduler, database) are opened in post_init and closed in
-post_shutdown. Replies are plain text (no parse mode). Long generations stream:
-the reply appears with the first chunk and grows by edits, at most one edit per
-second per message; text past 4,096 characters continues in a new message.
+Resources (model, scheduler, database, the sending bot) are opened in post_init and
+closed in post_shutdown. Replies are plain text (no parse mode). A part streams from a
+task of the bot's own (bot.part_tasks) through a Bot with its own connection pool
+(bot.telegram_send), so a slow Bot API never holds up other chats' commands and buttons.
 """
 
 from __future__ import annotations
@@ -14,33 +14,43 @@ import os
 import secrets
 import signal
 import time
-from urllib.parse import urlsplit
 
-import httpx
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import MessageLimit
-from telegram.error import BadRequest, Forbidden, NetworkError, TimedOut
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    ExtBot,
     MessageHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
-from bot import texts
+from bot import texts, webhook
 from bot.config import BotConfig
 from bot.engine import StoryEngine, report_failure
 from bot.flood import FloodLimiter
 from bot.frontend import answering, dispatch, stream
 from bot.limits import USER
+from bot.part_tasks import PartTasks
 from bot.resources import open_resources
+from bot.telegram_send import (  # noqa: F401  (StreamingReply, never_sent: used from here by tests)
+    CALL_ATTEMPTS,
+    StreamingReply,
+    TelegramOutput,
+    call_telegram,
+    cause,
+    never_sent,
+    topic_of,
+)
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 5.0  # seconds from SIGTERM to exit, whatever is still in flight
-CALL_ATTEMPTS = 9  # tries of one Bot API call (429s and network failures waited out between them)
 REFUSALS_REMEMBERED = 10_000  # users whose last refusal is kept (to stay quiet in a flood); then forgotten
+SENDER_POOL = 256  # connections of the Bot that streams parts (apart from the one that answers commands)
+GENERATING = ("write", "continue")  # commands whose answer is a part: streamed from a task of the bot's own
 
 COMMANDS = [
     ("write", "以一段开头写新故事"), ("continue", "接着往下写"), ("temp", "查看或设定温度"),
@@ -48,103 +58,6 @@ COMMANDS = [
     ("reset", "忘掉这个故事"),
     ("help", "用法"),
 ]
-EDIT_INTERVAL = 1.0  # seconds between edits of one message (Telegram's flood limits)
-
-
-def never_sent(error: NetworkError) -> bool:
-    """True when the request cannot have reached Telegram: the connection never opened, or no
-    pooled connection was free (PTB raises its errors from httpx's)."""
-    return isinstance(error.__cause__, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-
-
-async def call_telegram(fn, /, *args, idempotent: bool = False, **kwargs):
-    """Call a Bot API method, waiting out network failures; 'not modified' is not an error.
-
-    (429s are waited out below this, by the application's rate limiter: see build_application.)
-    A call that timed out may have reached Telegram, so it is repeated only when
-    repeating is harmless (`idempotent`, e.g. an edit to the same text); a send
-    that timed out is not sent again, so no text is ever sent twice.
-    """
-    delay = 1.0
-    for _ in range(CALL_ATTEMPTS - 1):
-        try:
-            return await fn(*args, **kwargs)
-        except BadRequest as e:
-            if "not modified" in str(e).lower():
-                return None
-            raise
-        except NetworkError as e:  # TimedOut included
-            # A connection that never opened carried nothing: safe to repeat. A timeout or a
-            # dropped answer may follow a delivered send, so then only idempotent calls repeat.
-            timed_out = isinstance(e, TimedOut)
-            if not (idempotent or never_sent(e)):
-                raise
-            log.warning("%s %s; trying again in %.0f s", fn.__name__, "timed out" if timed_out else f"failed ({e})",
-                        delay)
-            await asyncio.sleep(delay)
-            delay = min(2 * delay, 30.0)
-    return await fn(*args, **kwargs)
-
-
-class StreamingReply:
-    """One part's text on Telegram: pages of at most 4,096 characters, kept up to date by edits."""
-
-    def __init__(self, bot, chat_id: int, limit: int = MessageLimit.MAX_TEXT_LENGTH):
-        self.bot, self.chat_id, self.limit = bot, chat_id, limit
-        self.sent: list[tuple[int, str]] = []  # (message_id, text shown) per page
-        self.last_edit = 0.0
-
-    def pages(self, text: str) -> list[str]:
-        return [text[i:i + self.limit] for i in range(0, len(text), self.limit)] or [""]
-
-    async def update(self, text: str) -> None:
-        """Show `text` if a second has passed since the last edit (the first text at once), and
-        skip the edit while Telegram's budget in all is short (the next one carries its text)."""
-        if self.sent and (time.monotonic() - self.last_edit < EDIT_INTERVAL or self.crowded()):
-            return
-        await self._sync(text, None)
-
-    def crowded(self) -> bool:
-        """Telegram's budget in all is short (the bot's FloodLimiter says; a bot without a limiter never is)."""
-        limiter = self.bot.rate_limiter
-        return limiter is not None and limiter.under_pressure()
-
-    async def finish(self, text: str, markup=None) -> None:
-        """Deliver the final text in full, buttons under the last page."""
-        wait = EDIT_INTERVAL - (time.monotonic() - self.last_edit)
-        if self.sent and wait > 0:
-            await asyncio.sleep(wait)
-        await self._sync(text, markup)
-
-    async def _sync(self, text: str, markup) -> None:
-        pages = [p for p in self.pages(text) if p.strip()]
-        if not pages:
-            if markup is None:
-                return  # nothing visible yet
-            pages = ["……"]  # a part of only blank lines still gets its buttons
-        for i, page in enumerate(pages):
-            last = i == len(pages) - 1
-            kb = markup if last else None
-            if i < len(self.sent):
-                message_id, shown = self.sent[i]
-                if shown == page and kb is None:
-                    continue
-                await call_telegram(self.bot.edit_message_text, page, chat_id=self.chat_id,
-                                    message_id=message_id, reply_markup=kb, idempotent=True)
-                self.sent[i] = (message_id, page)
-            else:
-                try:
-                    msg = await call_telegram(self.bot.send_message, self.chat_id, page, reply_markup=kb)
-                except TimedOut:
-                    # It may have arrived: never send it again. While streaming, the next update sends
-                    # the grown page as a new message; a timed-out final send is left as it is.
-                    log.warning("sending to chat %s timed out after %s; not repeating it", self.chat_id,
-                                "the final text" if markup is not None else "a first chunk")
-                    return
-                self.sent.append((msg.message_id, page))
-        self.last_edit = time.monotonic()
-
-
 def part_buttons(part) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[
         InlineKeyboardButton(texts.BUTTON_CONTINUE, callback_data=f"c:{part.version}"),
@@ -164,51 +77,6 @@ def allowed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     ids = context.application.bot_data["config"].allowed_user_ids
     user = update.effective_user
     return not ids or (user is not None and user.id in ids)
-
-
-class TelegramOutput:
-    """bot.frontend's Output for one chat: messages, a part streamed by edits with its buttons, a document."""
-
-    def __init__(self, bot, chat_id: int, message=None):
-        self.bot, self.chat_id, self.message = bot, chat_id, message  # message: the command answered, if any
-
-    async def say(self, text: str) -> None:
-        if self.message is not None:
-            await call_telegram(self.message.reply_text, text)
-        else:
-            await call_telegram(self.bot.send_message, self.chat_id, text)
-
-    def part_view(self) -> "TelegramPart":
-        return TelegramPart(StreamingReply(self.bot, self.chat_id))
-
-    async def send_story(self, text: str) -> None:
-        await call_telegram(self.bot.send_document, self.chat_id, text.encode("utf-8"), filename="story.txt")
-
-
-class TelegramPart:
-    """A part streamed into a chat. If showing it fails (the message was deleted, the bot blocked), the
-    part is still written and saved: the text shown stops growing, and the end is sent afresh."""
-
-    def __init__(self, reply: StreamingReply):
-        self.reply, self.failed = reply, False
-
-    async def update(self, text: str) -> None:
-        if not self.failed:
-            self.failed = not await self._shown(self.reply.update(text))
-
-    async def finish(self, text: str, part) -> None:
-        if self.failed:  # what was shown is gone: the whole part in new messages
-            self.reply = StreamingReply(self.reply.bot, self.reply.chat_id)
-        await self._shown(self.reply.finish(text, part_buttons(part)))
-
-    async def _shown(self, call) -> bool:
-        try:
-            await call
-            return True
-        except (BadRequest, Forbidden) as e:
-            log.warning("could not show a part in chat %s (%s); it is written and saved all the same",
-                        self.reply.chat_id, e)
-            return False
 
 
 def command_text(update: Update) -> str:
@@ -257,19 +125,36 @@ def guarded(handler):
             if update.callback_query:
                 await call_telegram(update.callback_query.answer, refusal)
             elif update.effective_message:
-                await call_telegram(update.effective_message.reply_text, refusal)
+                await TelegramOutput(context.bot, update.effective_chat.id, update.effective_message).say(refusal)
             return
         await handler(update, context)
     wrapper.__doc__ = handler.__doc__
     return wrapper
 
 
+def part_output(context: ContextTypes.DEFAULT_TYPE, chat_id: int, message=None, thread_id=None) -> TelegramOutput:
+    """Where a part goes: through the sending Bot (its own connection pool), with 继续 / 重写 under it."""
+    return TelegramOutput(context.application.bot_data["sender"], chat_id, message, thread_id, buttons=part_buttons)
+
+
+async def start_part(context: ContextTypes.DEFAULT_TYPE, chat_id: int, out: TelegramOutput, action) -> None:
+    """Stream a part from a task of the bot's own (`action()`: its coroutine); past MAX_JOBS parts
+    in flight the chat is told the bot is busy instead."""
+    if not context.application.bot_data["parts"].start(chat_id, action):
+        await out.say(texts.BUSY_GLOBAL)
+
+
 def command_handler(command: str, doc: str):
-    """A handler that answers `command` as every front end does (bot.frontend.dispatch)."""
+    """A handler that answers `command` as every front end does (bot.frontend.dispatch); a part
+    streams from a task of its own and the handler returns at once."""
     async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        chat_id = update.effective_chat.id
-        await dispatch(engine_of(context), chat_id, sender_id(update), command, command_text(update),
-                       TelegramOutput(context.bot, chat_id, update.effective_message))
+        chat_id, message = update.effective_chat.id, update.effective_message
+        engine, user, arg = engine_of(context), sender_id(update), command_text(update)
+        if command in GENERATING:
+            out = part_output(context, chat_id, message)
+            await start_part(context, chat_id, out, lambda: dispatch(engine, chat_id, user, command, arg, out))
+        else:
+            await dispatch(engine, chat_id, user, command, arg, TelegramOutput(context.bot, chat_id, message))
     handler.__doc__ = doc
     return guarded(handler)
 
@@ -310,24 +195,35 @@ async def chat_migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """继续 / 重写 buttons under a generated part."""
     query = update.callback_query
-    await call_telegram(query.answer)
-    if query.message is None:
-        return
-    chat_id = query.message.chat.id
-    engine = engine_of(context)
+    chat_id = query.message.chat.id if query.message is not None else None
+    parts = context.application.bot_data["parts"]
+    # Presses while the chat's part is in flight are answered with a notice and dropped, not queued. The
+    # part starts before any await, so presses that arrive together start one part, not one each.
+    writing = chat_id is not None and parts.writing(chat_id)
+    action = None if writing or chat_id is None else press_action(engine_of(context), query, chat_id)
+    out = part_output(context, chat_id, thread_id=topic_of(query.message)) if action else None
+    started = action is not None and parts.start(chat_id, lambda: answering(engine_of(context), out, action(out)))
+    try:
+        await call_telegram(query.answer, texts.BUSY_CHAT if writing else None)
+    except TelegramError as e:  # too old (after an outage), or the API failing: the press is acted on all the same
+        log.warning("could not answer a button press in chat %s (%s); acting on it all the same", chat_id, cause(e))
+    if action is not None and not started:
+        await out.say(texts.BUSY_GLOBAL)
+
+
+def press_action(engine: StoryEngine, query, chat_id: int):
+    """What a 继续 / 重写 press asks for: out -> its part's coroutine, or None for data the bot never sent."""
     try:
         kind, *fields = (query.data or "").split(":")
         numbers = [int(f) for f in fields]
     except ValueError:
-        return
-    out = TelegramOutput(context.bot, chat_id)
+        return None
+    user = query.from_user.id
     if kind == "c" and len(numbers) == 1:
-        opening = engine.continue_story(chat_id, version=numbers[0], user_id=query.from_user.id)
-    elif kind == "r" and len(numbers) == 2:
-        opening = engine.rewrite(chat_id, *numbers, user_id=query.from_user.id)
-    else:
-        return
-    await answering(engine, out, stream(opening, out))
+        return lambda out: stream(engine.continue_story(chat_id, version=numbers[0], user_id=user), out)
+    if kind == "r" and len(numbers) == 2:
+        return lambda out: stream(engine.rewrite(chat_id, *numbers, user_id=user), out)
+    return None
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -335,12 +231,12 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     reply = report_failure(context.error, context.application.bot_data["config"].database_path)
     if isinstance(update, Update) and update.effective_chat:
         try:
-            await context.bot.send_message(update.effective_chat.id, reply)
+            await TelegramOutput(context.bot, update.effective_chat.id, update.effective_message).say(reply)
         except Exception:  # noqa: BLE001  (the apology is best effort)
             log.warning("could not send the apology")
 
 
-def stop_on_signals(app: Application) -> None:
+def stop_on_signals(app: Application, stop_serving) -> None:
     """SIGINT/SIGTERM: abandon the parts in flight (each chat is told, nothing half-written is
     saved), stop polling, and exit within SHUTDOWN_GRACE seconds whatever is still waiting
     (a hung Bot API call, a long 429): PTB alone would wait for every part to finish."""
@@ -355,7 +251,7 @@ def stop_on_signals(app: Application) -> None:
     def stop(signum: int) -> None:
         log.info("signal %d: stopping (parts in flight are abandoned)", signum)
         app.create_task(engine_of_app(app).scheduler.stop())
-        app.stop_running()
+        stop_serving()
         loop.call_later(SHUTDOWN_GRACE, hard_exit)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -364,8 +260,13 @@ def stop_on_signals(app: Application) -> None:
 
 async def post_init(app: Application) -> None:
     config: BotConfig = app.bot_data["config"]
-    app.bot_data.update(await open_resources(config, app.bot_data.pop("model")))
-    stop_on_signals(app)
+    app.bot_data.update(await open_resources(config, app.bot_data.pop("model"), app.bot_data.pop("held", None)))
+    app.bot_data["parts"] = PartTasks(config.max_jobs)
+    sender = ExtBot(config.token, base_url=config.base_url, base_file_url=file_url(config.base_url),
+                    request=http_request(config, SENDER_POOL), rate_limiter=app.bot.rate_limiter)
+    await sender.initialize()
+    app.bot_data["sender"] = sender
+    stop_on_signals(app, app.bot_data.get("stop_serving") or app.stop_running)
     try:
         await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
     except Exception as e:  # noqa: BLE001  (commands are a convenience; the bot works without)
@@ -374,6 +275,10 @@ async def post_init(app: Application) -> None:
 
 
 async def post_shutdown(app: Application) -> None:
+    if "parts" in app.bot_data:
+        await app.bot_data["parts"].stop()
+    if "sender" in app.bot_data:
+        await app.bot_data["sender"].shutdown()
     close = app.bot_data.get("close")
     if close:
         await close()
@@ -385,7 +290,14 @@ def file_url(base_url: str) -> str:
     return f"{head}/file/bot{tail}" if sep else base_url
 
 
-def build_application(config: BotConfig, model) -> Application:
+def http_request(config: BotConfig, pool: int) -> HTTPXRequest:
+    """A connection pool to the Bot API. A slow answer is waited for rather than given up on: a send
+    that timed out is never repeated."""
+    return HTTPXRequest(connection_pool_size=pool, proxy=config.proxy or None, connect_timeout=10,
+                        read_timeout=config.timeout, write_timeout=config.timeout, pool_timeout=10)
+
+
+def build_application(config: BotConfig, model, held_lock: int | None = None) -> Application:
     builder = Application.builder()
     if config.proxy:  # every Bot API request, getUpdates included, goes through it
         builder = builder.proxy(config.proxy).get_updates_proxy(config.proxy)
@@ -400,6 +312,7 @@ def build_application(config: BotConfig, model) -> Application:
            .concurrent_updates(True).post_init(post_init).post_shutdown(post_shutdown).build())
     app.bot_data["config"] = config
     app.bot_data["model"] = model  # loaded before polling starts, so a bad model fails at once
+    app.bot_data["held"] = held_lock  # the database's lock, taken by the start-up check and held to exit
     not_edited = ~filters.UpdateType.EDITED  # an edited message never re-runs a command
     for names, handler in ((["start", "help"], help_command), (["write"], write_command),
                            (["continue"], continue_command), (["temp"], temp_command), (["len"], len_command),
@@ -423,10 +336,12 @@ def run(app: Application, config: BotConfig) -> None:
     if not config.webhook_url:
         app.run_polling(bootstrap_retries=-1, allowed_updates=ALLOWED_UPDATES, stop_signals=None)
         return
-    host, port = config.webhook_listen
-    # Telegram sends the secret in a header with every post; PTB refuses posts without it.
+    # Telegram sends the secret in a header with every post; bot.webhook refuses posts without it.
     secret = config.webhook_secret or secrets.token_urlsafe(32)
-    log.info("webhook: listening on %s:%d for %s", host, port, config.webhook_url)
-    app.run_webhook(listen=host, port=port, url_path=urlsplit(config.webhook_url).path.lstrip("/"),
-                    webhook_url=config.webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES,
-                    bootstrap_retries=-1, stop_signals=None)
+
+    async def serve() -> None:
+        stopped = asyncio.Event()
+        app.bot_data["stop_serving"] = stopped.set
+        await webhook.serve(app, config, secret, ALLOWED_UPDATES, stopped)
+
+    asyncio.run(serve())

@@ -71,3 +71,7 @@ def book_unknown(raw: str, books: list[str]) -> str:
 
 def book_picked(name: str) -> str:
     return f"（按开头里的人名，写的是《{name}》。）"
+
+
+def novel_gone(name: str) -> str:
+    return f"（这个故事原来写在《{name}》里，现在的模型不认识这部小说，接着写时不再分小说。）"

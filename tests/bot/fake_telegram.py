@@ -48,6 +48,7 @@ class Sent:
     sent_at: float = 0.0
     created: float = 0.0  # time.monotonic() when sent
     finished: float = 0.0  # time.monotonic() when it got its buttons (a finished part)
+    thread_id: int | None = None  # the forum topic it was sent to (None: the chat itself, or General)
 
 
 ANONYMOUS_ADMIN = 1087968824  # Telegram's GroupAnonymousBot: every anonymous admin, in every group
@@ -104,6 +105,7 @@ class FakeTelegram:
         self.webhooks_set = 0
         self.deliveries: list[int] = []  # HTTP status of every update posted to the webhook
         self.connections: set = set()  # open client sockets, closed by stop() as a server going away would
+        self.deleted: set[tuple[int, int]] = set()  # (chat_id, message_id) of users' messages deleted since
         self.server = QuietServer(("127.0.0.1", port), self._handler_class())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -167,9 +169,12 @@ class FakeTelegram:
                 time.sleep(0.2)
 
     def command(self, chat_id: int, text: str, user_id: int | None = None, chat_type: str = "private",
-                edited: bool = False, anonymous: bool = False) -> None:
+                edited: bool = False, anonymous: bool = False, thread_id: int | None = None,
+                deleted: bool = False) -> int:
         """A user sends `text` (a /command ...) in a chat; `anonymous`: an anonymous group admin, whose
-        messages come from Telegram's one shared account on behalf of the group (sender_chat)."""
+        messages come from Telegram's one shared account on behalf of the group (sender_chat);
+        `thread_id`: in that topic of a forum supergroup; `deleted`: deleted by its author at once (before
+        the bot answers). Returns the message's id."""
         user_id = user_id or chat_id
         word = text.split()[0] if text.split() else ""
         message = {
@@ -186,7 +191,19 @@ class FakeTelegram:
             message["sender_chat"] = {"id": chat_id, "type": chat_type, "title": "群"}
         if edited:
             message["edit_date"] = int(time.time())
+        if deleted:
+            self.delete(chat_id, message["message_id"])
+        if thread_id is not None:
+            message["chat"]["is_forum"] = True
+            message.update(message_thread_id=thread_id, is_topic_message=True)
         self._push({"edited_message" if edited else "message": message})
+        return message["message_id"]
+
+    def delete(self, chat_id: int, message_id: int) -> None:
+        """A user's message is deleted (by its author, or a clean-commands bot): replies quoting it fail
+        unless they allow sending without the reply, as Telegram's do."""
+        with self.lock:
+            self.deleted.add((chat_id, message_id))
 
     def migrate(self, old: int, new: int) -> None:
         """A group becomes a supergroup: the service messages Telegram sends to both chats."""
@@ -207,7 +224,8 @@ class FakeTelegram:
 
     def fail(self, method: str, kind: str, seconds: float, chat_id: int | None = None) -> None:
         """The next call of `method` (into `chat_id`, if given) answers 429 (kind "429", seconds), hangs (kind
-        "hang", seconds) before answering, or fails with a 400 (kind "error", description)."""
+        "hang", seconds) before answering, fails with a 400 (kind "error", description), or is never answered:
+        its connection closes (kind "drop"; nothing is done)."""
         with self.lock:
             self.faults.setdefault(method, []).append((kind, seconds, chat_id))
 
@@ -241,6 +259,9 @@ class FakeTelegram:
     def _message_json(self, m: Sent) -> dict:
         out = {"message_id": m.message_id, "date": int(m.sent_at or time.time()),
                "chat": {"id": m.chat_id, "type": "private"}, "from": BOT_USER}
+        if m.thread_id is not None:
+            out["chat"] = {"id": m.chat_id, "type": "supergroup", "title": "群", "is_forum": True}
+            out.update(message_thread_id=m.thread_id, is_topic_message=True)
         if m.document is not None:
             out["document"] = {"file_id": f"doc{m.message_id}", "file_unique_id": f"u{m.message_id}",
                                "file_name": "story.txt", "file_size": len(m.document)}
@@ -280,6 +301,8 @@ class FakeTelegram:
                     self.hanging -= 1
         if fault and fault[0] == "error":
             return self._bad(str(fault[1]))
+        if fault and fault[0] == "drop":  # the connection closes without an answer (a dropped keep-alive)
+            return 0, {}
         if fault and fault[0] == "revoked":  # the token revoked from now on (at @BotFather)
             self.faults.setdefault(method, []).insert(0, fault)
             return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
@@ -332,14 +355,25 @@ class FakeTelegram:
             return self._bad("message is too long")
         return None
 
+    def _check_reply(self, p):
+        """A quote of a deleted message fails unless the send allows going without it."""
+        quote = p.get("reply_parameters") or ({"message_id": p["reply_to_message_id"]}
+                                              if p.get("reply_to_message_id") else None)
+        if quote and (int(p["chat_id"]), int(quote["message_id"])) in self.deleted and not (
+                quote.get("allow_sending_without_reply") or p.get("allow_sending_without_reply")):
+            return self._bad("message to be replied not found")
+        return None
+
     def api_sendMessage(self, p):
         text = str(p.get("text", ""))
-        error = self._check_text(text)
+        error = self._check_text(text) or self._check_reply(p)
         if error:
             return error
         now = time.monotonic()
+        thread = p.get("message_thread_id")
         m = Sent(self._new_message_id(), int(p["chat_id"]), text, p.get("reply_markup"), sent_at=time.time(),
-                 created=now, finished=now if p.get("reply_markup") else 0.0)
+                 created=now, finished=now if p.get("reply_markup") else 0.0,
+                 thread_id=int(thread) if thread not in (None, "") else None)
         with self.lock:
             self.messages[(m.chat_id, m.message_id)] = m
         return self._ok(self._message_json(m))
@@ -366,8 +400,9 @@ class FakeTelegram:
         return self._ok(self._message_json(m))
 
     def api_sendDocument(self, p):
+        thread = p.get("message_thread_id")
         m = Sent(self._new_message_id(), int(p["chat_id"]), "", None, document=p.get("document", b""),
-                 sent_at=time.time())
+                 sent_at=time.time(), thread_id=int(thread) if thread not in (None, "") else None)
         with self.lock:
             self.messages[(m.chat_id, m.message_id)] = m
         return self._ok(self._message_json(m))
@@ -407,6 +442,13 @@ class FakeTelegram:
                 method = self.path[len(prefix):].split("?")[0]
                 params = parse_params(self.headers.get("Content-Type", ""), body)
                 status, payload = fake.handle(method, params)
+                if status == 0:  # "drop": close the connection without a word
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
                 self._reply(status, payload)
 
             def _reply(self, status: int, payload: dict):

@@ -147,9 +147,10 @@ def test_reset_while_writing_is_told_to_wait_and_never_queues(tiny, tmp_path):
 def test_a_part_whose_story_was_replaced_meanwhile_is_not_saved(tiny, tmp_path):
     async def go():
         engine, store, sched = await make_engine(tiny, tmp_path / "db")
+        await store.start_story(1, "旧的故事")  # version 1, which the new story would replace
         with pytest.raises(UserError, match=texts.STORY_CHANGED):
             async with engine.write(1, "乔峰") as part:
-                await store.reset_story(1)  # as another process sharing the database would
+                await store.reset_story(1)  # as another process sharing the database would (version 2)
                 async for _ in part.pieces():
                     pass
         story = await store.story(1)
@@ -272,3 +273,44 @@ def test_a_part_that_will_wait_is_told_its_place_in_the_queue(tiny, tmp_path, mo
     notices = asyncio.run(go())
     assert any("排队中，前面还有" in n for n in notices)
     assert not all("排队中" in n for n in notices)  # the first in line is not told to wait
+
+
+def test_a_stored_story_in_a_novel_this_model_lacks_goes_on_with_none_and_says_so_once(tiny, tmp_path):
+    async def go():
+        engine, store, sched = await make_engine(tiny, tmp_path / "db")
+        await store.set_length(1, 50)
+        # Written on another model (another MODEL_DIR, a fine-tune) in a novel this one does not know.
+        await store.start_story(1, "乔峰带阿朱", "某部别的小说")
+        first = await drain(engine.continue_story(1))
+        rewritten = await drain(engine.rewrite(1, first.version, first.start))
+        engine.sessions.clear()  # a restart: the state is rebuilt again, and nothing more is said
+        again = await drain(engine.continue_story(1))
+        story = await store.story(1)
+        await sched.stop()
+        await store.close()
+        return first, rewritten, again, story
+    first, rewritten, again, story = asyncio.run(go())
+    assert first.notice == texts.novel_gone("某部别的小说")
+    assert rewritten.notice == ""  # told once for the story
+    assert len(first.text) == len(rewritten.text) == len(again.text) == 50
+    assert story.text == "乔峰带阿朱" + rewritten.text + again.text
+
+
+def test_a_write_that_fails_midway_keeps_the_old_story(tiny, tmp_path):
+    async def go():
+        engine, store, sched = await make_engine(tiny, tmp_path / "db")
+        await store.set_length(1, 200)
+        old = await drain(engine.write(1, "段誉"))
+        with pytest.raises(RuntimeError):
+            async with engine.write(1, "新的开头") as part:
+                async for _ in part.pieces():
+                    raise RuntimeError("the Bot API failed mid-part")
+        kept = await store.story(1)
+        more = await drain(engine.continue_story(1))  # the old story goes on from its own state
+        story = await store.story(1)
+        await sched.stop()
+        await store.close()
+        return old, kept, more, story
+    old, kept, more, story = asyncio.run(go())
+    assert kept.text == "段誉" + old.text and kept.version == old.version
+    assert story.text == "段誉" + old.text + more.text

@@ -152,3 +152,24 @@ def test_a_database_locked_by_another_program_fails_fast_as_busy(tmp_path):
     assert is_locked(error) and report_failure(error, "db") == texts.STORAGE_BUSY
     assert busy_ms == LOCK_WAIT * 1000 and waited >= LOCK_WAIT * 0.9  # it waited LOCK_WAIT (0.5 s), then gave up
     assert kept == 0.5
+
+
+def test_the_database_folder_is_private_and_loose_files_are_tightened(tmp_path):
+    import os
+    import stat
+
+    loose = tmp_path / "old" / "db"
+    loose.parent.mkdir()
+    loose.touch(mode=0o666)
+    loose.chmod(0o666)  # made under umask 000, as in many containers
+    previous = os.umask(0)
+    try:
+        async def go():
+            for path in (tmp_path / "new" / "data" / "db", loose):
+                await (await Store.open(path)).close()
+        asyncio.run(go())
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "new" / "data").stat().st_mode) == 0o700
+    for f in (tmp_path / "new" / "data" / "db", loose, loose.with_name("db.lock")):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f

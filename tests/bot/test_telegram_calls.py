@@ -3,7 +3,8 @@
 import httpx
 from telegram.error import NetworkError, TimedOut
 
-from bot.telegram_app import file_url, never_sent
+from bot.telegram_app import file_url
+from bot.telegram_send import never_sent
 
 
 def raised_from(error: Exception, cause: Exception) -> Exception:
@@ -33,12 +34,12 @@ def test_intermediate_edits_wait_while_telegrams_budget_is_short_first_and_final
     from types import SimpleNamespace
 
     from bot.flood import FloodLimiter
-    from bot.telegram_app import StreamingReply
+    from bot.telegram_send import StreamingReply
 
     limiter = FloodLimiter(per_second=2)
     calls = []
 
-    async def send_message(chat_id, text, reply_markup=None):
+    async def send_message(chat_id, text, reply_markup=None, **where):
         calls.append(("send", text))
         return SimpleNamespace(message_id=1)
 
