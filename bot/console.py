@@ -3,7 +3,8 @@
     python -m bot --console
 
 Lines from stdin, replies on stdout; the same story engine, database and command handling
-as the Telegram bot (bot.frontend; chat id 0). /rewrite stands in for the 重写 button.
+as the Telegram bot (bot.frontend; chat id 0). /rewrite stands in for the 重写 button; a line
+that is not a command joins the story as the person's own (as /add).
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ async def run_console(config: BotConfig, model, stdin=None, stdout=None, lock_fd
                 break
             line = line.strip()
             if not line:
+                continue
+            if not line.startswith("/") and line.lower() not in ("quit", "exit"):  # one's own line joins the story
+                await dispatch(engine, CONSOLE_CHAT, CONSOLE_CHAT, "add", line, out)
                 continue
             word, _, arg = line.partition(" ")
             command = word.split("@")[0].lower().removeprefix("/")

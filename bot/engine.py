@@ -107,6 +107,7 @@ class StoryEngine:
         self.max_resident_chats = max_resident_chats  # chats whose state stays in memory (least recent forget first)
         self.sessions: OrderedDict[int, ChatSession] = OrderedDict()  # oldest use first
         self.model = scheduler.model
+        self.known = set(self.model.chars()[1:])  # characters the model reads as themselves (not [UNK])
 
     def start_state(self, book: str | None) -> np.ndarray:
         """[S, 1, H]: where a story in `book` (None: no novel) starts."""
@@ -231,6 +232,32 @@ class StoryEngine:
 
         return self._part(chat_id, prepare, notice, user_id)
 
+    def join(self, chat_id: int, line: str | None, user_id: int | None = None) -> "PartContext":
+        """A person's own line joins the story as a paragraph of its own, read into the chat's state, and the
+        bot goes on from it with one part; with no story yet, the line starts one (as /write does)."""
+        line = (line or "").strip()
+        notice = ""
+        if len(line) > self.prompt_limit:
+            line, notice = line[-self.prompt_limit:], texts.PROMPT_CUT.format(limit=self.prompt_limit)
+        write = self.write(chat_id, line, user_id)
+
+        async def prepare(s: ChatSession, settings) -> Opening:
+            if not line:
+                raise UserError(texts.ADD_USAGE)
+            if not any(c in self.known for c in line):
+                raise UserError(texts.ADD_UNREADABLE)  # only emoji, Latin letters …: the model would read [UNK]s
+            story = await self.store.story(chat_id)
+            if story is None or not story.text:
+                return await write.prepare(s, settings)
+            joined = paragraph(story.text, line)
+            if len(story.text) + len(joined) + settings.length > self.story_limit:
+                raise UserError(texts.STORY_FULL.format(limit=self.story_limit))
+            read, states, said = self._resume_point(s, story)
+            return Opening(story.version, story.text + joined, read + joined, states, len(story.text) + len(joined),
+                           notice=said)
+
+        return self._part(chat_id, prepare, notice, user_id)
+
     def continue_story(self, chat_id: int, version: int | None = None, user_id: int | None = None) -> "PartContext":
         """Extend the chat's story from its state (version: the button's, if pressed)."""
         async def prepare(s: ChatSession, settings) -> Opening:
@@ -284,6 +311,14 @@ class StoryEngine:
     def _part(self, chat_id: int, prepare, notice: str, user_id: int | None) -> "PartContext":
         return PartContext(self, chat_id, self.session(chat_id), prepare, notice,
                            chat_id if user_id is None else user_id)
+
+
+PARAGRAPH = "\n\u3000\u3000"  # how the novels (and the model) begin a paragraph: a newline, two ideographic spaces
+
+
+def paragraph(story: str, line: str) -> str:
+    """`line` as a new paragraph after `story` (a person's own words stand apart from the bot's)."""
+    return ("\u3000\u3000" if story.endswith("\n") else PARAGRAPH) + line
 
 
 def is_locked(error: BaseException) -> bool:

@@ -87,6 +87,8 @@ async def _answer(engine: StoryEngine, chat_id: int, user_id: int, command: str,
         await stream(engine.write(chat_id, arg, user_id), out)
     elif command == "continue":
         await stream(engine.continue_story(chat_id, user_id=user_id), out)
+    elif command == "add":  # /add 文字, or a plain line (a private chat, a reply to the bot, the console)
+        await stream(engine.join(chat_id, arg, user_id), out)
     elif command in SETTINGS:
         await out.say(await getattr(engine, SETTINGS[command])(chat_id, arg))
     elif command == "reset":

@@ -50,10 +50,11 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 5.0  # seconds from SIGTERM to exit, whatever is still in flight
 REFUSALS_REMEMBERED = 10_000  # users whose last refusal is kept (to stay quiet in a flood); then forgotten
 SENDER_POOL = 256  # connections of the Bot that streams parts (apart from the one that answers commands)
-GENERATING = ("write", "continue")  # commands whose answer is a part: streamed from a task of the bot's own
+GENERATING = ("write", "continue", "add")  # commands whose answer is a part: streamed from a task of the bot's own
 
 COMMANDS = [
-    ("write", "以一段开头写新故事"), ("continue", "接着往下写"), ("temp", "查看或设定温度"),
+    ("write", "以一段开头写新故事"), ("continue", "接着往下写"), ("add", "把你的一句话加进故事，我接着写"),
+    ("temp", "查看或设定温度"),
     ("len", "查看或设定每次写的字数"), ("book", "查看或选择写哪部小说"), ("story", "发送整个故事 (.txt)"),
     ("reset", "忘掉这个故事"),
     ("help", "用法"),
@@ -144,12 +145,13 @@ async def start_part(context: ContextTypes.DEFAULT_TYPE, chat_id: int, out: Tele
         await out.say(texts.BUSY_GLOBAL)
 
 
-def command_handler(command: str, doc: str):
+def command_handler(command: str, doc: str, whole_text: bool = False):
     """A handler that answers `command` as every front end does (bot.frontend.dispatch); a part
     streams from a task of its own and the handler returns at once."""
     async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat_id, message = update.effective_chat.id, update.effective_message
-        engine, user, arg = engine_of(context), sender_id(update), command_text(update)
+        engine, user = engine_of(context), sender_id(update)
+        arg = (message.text or "") if whole_text else command_text(update)  # whole_text: a line, no command word
         if command in GENERATING:
             out = part_output(context, chat_id, message)
             await start_part(context, chat_id, out, lambda: dispatch(engine, chat_id, user, command, arg, out))
@@ -169,6 +171,20 @@ book_command = command_handler("book", "/book [name|auto]: list the novels, or c
 reset_command = command_handler("reset", "/reset: forget this chat's story.")
 story_command = command_handler("story", "/story: send the whole story as a .txt document.")
 answer_unknown = command_handler("unknown", "a command this bot does not have: a hint pointing to /help.")
+add_command = command_handler("add", "/add 文字: the person's line joins the story, and the bot goes on from it.")
+add_line = command_handler("add", "a plain line in a private chat, or a reply to the bot's message: as /add.",
+                           whole_text=True)
+
+
+async def plain_line(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A line that is not a command: in a private chat, or replying to one of the bot's messages in a group,
+    it joins the story (as /add); other group chatter is not for the bot."""
+    message = update.effective_message
+    replied = message.reply_to_message
+    if message.chat.type != "private" and (replied is None or replied.from_user is None
+                                           or replied.from_user.id != context.bot.id):
+        return
+    await add_line(update, context)
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -316,8 +332,10 @@ def build_application(config: BotConfig, model, held_lock: int | None = None) ->
     not_edited = ~filters.UpdateType.EDITED  # an edited message never re-runs a command
     for names, handler in ((["start", "help"], help_command), (["write"], write_command),
                            (["continue"], continue_command), (["temp"], temp_command), (["len"], len_command),
-                           (["book"], book_command), (["reset"], reset_command), (["story"], story_command)):
+                           (["book"], book_command), (["reset"], reset_command), (["story"], story_command),
+                           (["add"], add_command)):
         app.add_handler(CommandHandler(names, handler, filters=not_edited))
+    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & not_edited, plain_line))
     app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, chat_migrated))
     # After every CommandHandler of the group: only commands none of them took get here.
     app.add_handler(MessageHandler(filters.COMMAND & not_edited, unknown_command))

@@ -170,11 +170,11 @@ class FakeTelegram:
 
     def command(self, chat_id: int, text: str, user_id: int | None = None, chat_type: str = "private",
                 edited: bool = False, anonymous: bool = False, thread_id: int | None = None,
-                deleted: bool = False) -> int:
+                deleted: bool = False, reply_to: int | None = None) -> int:
         """A user sends `text` (a /command ...) in a chat; `anonymous`: an anonymous group admin, whose
         messages come from Telegram's one shared account on behalf of the group (sender_chat);
         `thread_id`: in that topic of a forum supergroup; `deleted`: deleted by its author at once (before
-        the bot answers). Returns the message's id."""
+        the bot answers); `reply_to`: a reply to that message of the bot's. Returns the message's id."""
         user_id = user_id or chat_id
         word = text.split()[0] if text.split() else ""
         message = {
@@ -193,6 +193,8 @@ class FakeTelegram:
             message["edit_date"] = int(time.time())
         if deleted:
             self.delete(chat_id, message["message_id"])
+        if reply_to is not None:
+            message["reply_to_message"] = self._message_json(self.messages[(chat_id, reply_to)])
         if thread_id is not None:
             message["chat"]["is_forum"] = True
             message.update(message_thread_id=thread_id, is_topic_message=True)

@@ -139,3 +139,13 @@ def test_a_failed_generation_round_gets_the_apology_and_the_console_goes_on(tiny
                             stdout=out))
     printed = out.getvalue()
     assert texts.APOLOGY in printed and BUTTONS in printed  # the first failed, the second was written
+
+
+def test_a_line_of_ones_own_joins_the_console_story(tiny_model_dir, tmp_path):
+    console = Console(tiny_model_dir, tmp_path / "db")
+    console.say("/len 50", texts.LEN_SET.format(value=50))
+    first = console.say("/write 段誉", BUTTONS)[: -len(BUTTONS) - 2]
+    after = console.say("段誉拔剑而起", BUTTONS)[: -len(BUTTONS) - 2]
+    assert len(after) == 50  # the bot's part after the line (the line itself was typed, not echoed)
+    assert console.say("/story", after).startswith(first + "\n\u3000\u3000段誉拔剑而起" + after)
+    assert console.quit() == 0

@@ -314,3 +314,45 @@ def test_a_write_that_fails_midway_keeps_the_old_story(tiny, tmp_path):
     old, kept, more, story = asyncio.run(go())
     assert kept.text == "段誉" + old.text and kept.version == old.version
     assert story.text == "段誉" + old.text + more.text
+
+
+@pytest.mark.parametrize("runtime", ["int8", "float32"])
+def test_a_persons_line_is_read_into_the_state_exactly(tiny_model_dir, tmp_path, runtime):
+    model = load(tiny_model_dir, runtime=runtime)
+
+    async def go():
+        engine, store, sched = await make_engine(model, tmp_path / "db")
+        await store.set_length(1, 40)
+        await drain(engine.write(1, "乔峰"))
+        joined = await drain(engine.join(1, "段誉笑道：“好。”"))
+        states = engine.sessions[1].states
+        story = await store.story(1)
+        await sched.stop()
+        await store.close()
+        return joined, states, story
+    joined, states, story = asyncio.run(go())
+    assert story.text.endswith("\n\u3000\u3000段誉笑道：“好。”" + joined.text) and len(joined.text) == 40
+    assert joined.start == len(story.text) - 40  # 重写 regenerates the bot's part after the line, not the line
+    _, _, whole = model.score([story.text], model.initial_state(1))  # the whole story read from its start
+    np.testing.assert_allclose(states, whole, atol=1e-4)
+
+
+def test_lines_that_cannot_join_are_refused_and_change_nothing(tiny, tmp_path):
+    async def go():
+        engine, store, sched = await make_engine(tiny, tmp_path / "db")
+        await store.set_length(1, 50)
+        first = await drain(engine.join(1, "乔峰带阿朱"))  # no story yet: the line starts one
+        before = await store.story(1)
+        refusals = []
+        for line in ("", "   ", "😀😀😀", "hello world"):
+            with pytest.raises(UserError) as e:
+                await drain(engine.join(1, line))
+            refusals.append(str(e.value))
+        after = await store.story(1)
+        await sched.stop()
+        await store.close()
+        return first, before, refusals, after
+    first, before, refusals, after = asyncio.run(go())
+    assert before.text == "乔峰带阿朱" + first.text
+    assert refusals == [texts.ADD_USAGE] * 2 + [texts.ADD_UNREADABLE] * 2
+    assert after == before

@@ -135,8 +135,9 @@ def test_an_update_that_cannot_be_read_is_dropped_without_its_text_in_the_log(fa
 
 def test_two_bots_started_together_one_is_refused_in_one_line(fake, tiny_model_dir, tmp_path):
     bots = [BotProcess(fake, tiny_model_dir, tmp_path / "db", tmp_path / f"{i}.log") for i in range(2)]
-    for b in bots:
-        b.spawn()
+    bots[0].spawn()
+    time.sleep(0.7)  # the second checks the database while the first loads its model (seconds), before it serves
+    bots[1].spawn()
     try:
         loser = fake.wait_for(lambda: next((b for b in bots if b.proc.poll() is not None), None), 120,
                               "one of the two to exit")
