@@ -56,8 +56,9 @@ def setup_logging(level: str = "INFO", secrets: list[str] | None = None) -> None
         logging.getLogger(chatty).setLevel(max(logging.INFO, root.level))
 
 
-# The loggers of PTB's polling loop (telegram.ext.Updater, and its network retry loop's "telegram.ext").
-POLLING_LOGGERS = ("telegram.ext", "telegram.ext.Updater")
+# The loggers of PTB's polling loop (telegram.ext.Updater, and its network retry loop's "telegram.ext"), and
+# asyncio's, which reports a poll still failing as the bot stops ("Task exception was never retrieved").
+POLLING_LOGGERS = ("telegram.ext", "telegram.ext.Updater", "asyncio")
 WITHHELD = "<withheld>"
 
 

@@ -16,7 +16,7 @@ import signal
 import time
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import TelegramError
+from telegram.error import NetworkError, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -243,7 +243,11 @@ def press_action(engine: StoryEngine, query, chat_id: int):
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log any handler exception (the log formatter hides the token) and apologise."""
+    """Log any handler exception (the log formatter hides the token) and apologise; a failed poll
+    (no update: the polling loop's error) is one warning line, retried with backoff by PTB."""
+    if update is None and isinstance(context.error, NetworkError):
+        log.warning("Bot API unreachable while polling (%s); retrying with backoff", context.error)
+        return
     reply = report_failure(context.error, context.application.bot_data["config"].database_path)
     if isinstance(update, Update) and update.effective_chat:
         try:

@@ -105,11 +105,11 @@ def test_a_full_disk_loses_nothing_and_the_bot_keeps_answering(fake, start_bot, 
     assert reply_after(fake, 9, "/temp 1.2").text == texts.STORAGE_FAILED
     shown = reply_after(fake, 9, "/temp").text
     assert shown == texts.TEMP_SHOWN.format(value=0.7), "reads go on; the setting is as it was"
-    assert reply_after(fake, 9, "/write 乔峰").text == texts.STORAGE_FAILED
-    before = len(fake.chat(9))
-    fake.command(9, "/continue")  # generated and shown, then its save fails: the user is told
-    fake.wait_for(lambda: texts.STORAGE_FAILED in fake.texts(9)[before:], 60, "the apology for the lost part")
-    assert len(fake.chat(9)) == before + 2, "the part as far as it went, then the apology"
+    for command in ("/write 乔峰", "/continue"):  # generated and shown, then its save fails: the user is told
+        before = len(fake.chat(9))
+        fake.command(9, command)
+        fake.wait_for(lambda: texts.STORAGE_FAILED in fake.texts(9)[before:], 60, "the apology for the lost part")
+        assert len(fake.chat(9)) == before + 2, "the part as far as it went, then the apology"
     assert reply_after(fake, 10, "/help").text == texts.HELP, "other chats are answered"
 
     resource.prlimit(bot.proc.pid, resource.RLIMIT_FSIZE, (hard, hard))  # space again
