@@ -108,7 +108,8 @@ def test_a_full_disk_loses_nothing_and_the_bot_keeps_answering(fake, start_bot, 
     for command in ("/write 乔峰", "/continue"):  # generated and shown, then its save fails: the user is told
         before = len(fake.chat(9))
         fake.command(9, command)
-        fake.wait_for(lambda: texts.STORAGE_FAILED in fake.texts(9)[before:], 60, "the apology for the lost part")
+        fake.wait_for(lambda before=before: texts.STORAGE_FAILED in fake.texts(9)[before:], 60,
+                      "the apology for the lost part")
         assert len(fake.chat(9)) == before + 2, "the part as far as it went, then the apology"
     assert reply_after(fake, 10, "/help").text == texts.HELP, "other chats are answered"
 
