@@ -74,7 +74,7 @@ async def run_console(config: BotConfig, model, stdin=None, stdout=None, lock_fd
             if not line:
                 continue
             if not line.startswith("/") and line.lower() not in ("quit", "exit"):  # one's own line joins the story
-                await dispatch(engine, CONSOLE_CHAT, CONSOLE_CHAT, "add", line, out)
+                await dispatch(engine, CONSOLE_CHAT, CONSOLE_CHAT, "add", line, out, texts.CONSOLE_NAME)
                 continue
             word, _, arg = line.partition(" ")
             command = word.split("@")[0].lower().removeprefix("/")
@@ -87,6 +87,6 @@ async def run_console(config: BotConfig, model, stdin=None, stdout=None, lock_fd
                     part = out.last_part
                     await answering(engine, out, stream(engine.rewrite(CONSOLE_CHAT, part.version, part.start), out))
                 continue
-            await dispatch(engine, CONSOLE_CHAT, CONSOLE_CHAT, command, arg, out)
+            await dispatch(engine, CONSOLE_CHAT, CONSOLE_CHAT, command, arg, out, texts.CONSOLE_NAME)
     finally:
         await res["close"]()

@@ -22,7 +22,7 @@ import numpy as np
 from bot import texts
 from bot.limits import USER, Limits
 from bot.scheduler import Busy, Scheduler
-from bot.store import Store
+from bot.store import NewPart, Store
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,10 @@ STORY_MAX_CHARS = 100_000
 # the newest part for 重写): 10,000 ≈ 250 MB. Past it the chat idle longest forgets its state, and its
 # next part reads its story's tail again, as after a restart.
 MAX_RESIDENT_CHATS = 10_000
+# States kept per chat at the ends of its newest parts, so /undo goes on from exactly where the story then ends
+# (~12 KiB each for the shipped model); an undo past them reads the story's tail, as after a restart.
+CHECKPOINTS = 3
+UNDO_STEPS = 20  # /undo takes back at least this many parts (every part is kept in the database)
 # A part expected to wait this long for its first text (other chats' stories before it) is told its place.
 QUEUE_NOTICE_SECONDS = 5.0
 
@@ -54,6 +58,7 @@ class ChatSession:
     before_last: tuple[str, np.ndarray] | None = None  # how to regenerate the newest part: (read, states)
     busy_noticed: float = -1e9  # when this chat was last told "正在写…" (time.monotonic)
     novel_explained: int = 0  # the story version told that the model lacks its novel (told once)
+    checkpoints: OrderedDict = field(default_factory=OrderedDict)  # story length -> state [S, 1, H] there
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -74,6 +79,8 @@ class Opening:
     notice: str = ""  # an extra line for the user (which novel auto picked)
     new_story: tuple[str, str | None] | None = None  # (prompt, novel): replaces the stored story once its part is
     replaces: int = 0  # for a new story: the version of the story it replaces (0: none)
+    parts: list = field(default_factory=list)  # NewPart: what people wrote, stored before the bot's part
+    rewrite: bool = False  # the bot's part replaces the newest one (重写)
 
 
 @dataclass
@@ -138,7 +145,7 @@ class StoryEngine:
     def forget_if_empty(self, chat_id: int, session: ChatSession) -> None:
         """Drop a session that holds no state and is not in use (made for a request that was refused)."""
         if (self.sessions.get(chat_id) is session and session.states is None and session.before_last is None
-                and not session.lock.locked()):
+                and not session.checkpoints and not session.lock.locked()):
             del self.sessions[chat_id]
 
     # ---- settings -------------------------------------------------------------------
@@ -214,7 +221,8 @@ class StoryEngine:
     def is_busy(self, chat_id: int) -> bool:
         return chat_id in self.sessions and self.sessions[chat_id].lock.locked()
 
-    def write(self, chat_id: int, prompt: str | None, user_id: int | None = None) -> "PartContext":
+    def write(self, chat_id: int, prompt: str | None, user_id: int | None = None,
+              user_name: str | None = None) -> "PartContext":
         """Start a new story from `prompt` (use as `async with engine.write(...) as part`)."""
         prompt = (prompt or "").strip()
         notice = ""
@@ -228,18 +236,20 @@ class StoryEngine:
             picked = texts.book_picked(book) if book and settings.book == texts.BOOK_AUTO else ""
             old = await self.store.story(chat_id)
             return Opening(0, prompt, prompt, self.start_state(book), len(prompt), header=prompt, notice=picked,
-                           new_story=(prompt, book), replaces=old.version if old else 0)
+                           new_story=(prompt, book), replaces=old.version if old else 0,
+                           parts=[NewPart(0, prompt, "prompt", user_id, user_name)])
 
         return self._part(chat_id, prepare, notice, user_id)
 
-    def join(self, chat_id: int, line: str | None, user_id: int | None = None) -> "PartContext":
+    def join(self, chat_id: int, line: str | None, user_id: int | None = None,
+             user_name: str | None = None) -> "PartContext":
         """A person's own line joins the story as a paragraph of its own, read into the chat's state, and the
         bot goes on from it with one part; with no story yet, the line starts one (as /write does)."""
         line = (line or "").strip()
         notice = ""
         if len(line) > self.prompt_limit:
             line, notice = line[-self.prompt_limit:], texts.PROMPT_CUT.format(limit=self.prompt_limit)
-        write = self.write(chat_id, line, user_id)
+        write = self.write(chat_id, line, user_id, user_name)
 
         async def prepare(s: ChatSession, settings) -> Opening:
             if not line:
@@ -254,7 +264,7 @@ class StoryEngine:
                 raise UserError(texts.STORY_FULL.format(limit=self.story_limit))
             read, states, said = self._resume_point(s, story)
             return Opening(story.version, story.text + joined, read + joined, states, len(story.text) + len(joined),
-                           notice=said)
+                           notice=said, parts=[NewPart(len(story.text), joined, "text", user_id, user_name)])
 
         return self._part(chat_id, prepare, notice, user_id)
 
@@ -282,13 +292,11 @@ class StoryEngine:
             if start != story.last_part_start:
                 raise UserError(texts.OLD_PART)
             before = story.text[:start]
-            notice = ""
             if s.version == story.version and s.before_last is not None:
-                read, states = s.before_last
-            else:  # lost in a restart: read the tail of the story before the part
-                states, notice = self._story_start(s, story)
-                read = before[-self.rebuild_chars:]
-            return Opening(story.version, before, read, states, start, notice=notice)
+                (read, states), notice = s.before_last, ""
+            else:  # lost (a restart, an /undo): from a state kept before it, or the tail of the story before it
+                read, states, notice = self._state_at(s, story, start)
+            return Opening(story.version, before, read, states, start, notice=notice, rewrite=True)
 
         return self._part(chat_id, prepare, "", user_id)
 
@@ -296,9 +304,17 @@ class StoryEngine:
         """(text to read, state before it, a notice for the chat) to go on from the story's end."""
         if s.version == story.version and s.states is not None:
             return "", s.states, ""
-        # Lost (a restart): read the story's tail from where a story in its novel starts.
+        return self._state_at(s, story, len(story.text))
+
+    def _state_at(self, s: ChatSession, story, position: int) -> tuple[str, np.ndarray, str]:
+        """(text to read, state before it, a notice) for the state after story.text[:position]: from the
+        latest state kept at or before it (exact), else (a restart) the tail read from its novel's start."""
+        kept = [n for n in s.checkpoints if n <= position] if s.version == story.version else []
+        if kept:
+            n = max(kept)
+            return story.text[n:position], s.checkpoints[n], ""
         states, notice = self._story_start(s, story)
-        return story.text[-self.rebuild_chars:], states, notice
+        return story.text[:position][-self.rebuild_chars:], states, notice
 
     def _story_start(self, s: ChatSession, story) -> tuple[np.ndarray, str]:
         """The state a stored story's tail is read from: its novel's start, or no novel's when this model
@@ -391,27 +407,44 @@ class PartContext:
                          _run=self.engine.scheduler.stream(self.job))
         return self.part
 
+    def keep(self, length: int) -> None:
+        """Keep the state at the story's new end (length characters), the newest CHECKPOINTS of them."""
+        kept = self.session.checkpoints
+        kept[length] = self.job.states
+        kept.move_to_end(length)
+        while len(kept) > CHECKPOINTS:
+            kept.popitem(last=False)
+
     async def __aexit__(self, exc_type, exc, tb) -> None:
         opening = self.opening
         try:
             if exc_type is None and self.job.remaining <= 0 and opening.new_story:
                 # Only a new story's whole first part replaces the old story: a failed /write keeps it.
-                version = await self.engine.store.start_story(self.chat_id, *opening.new_story, part=self.part.text,
-                                                              replaces=opening.replaces)
+                version = await self.engine.store.start_story(
+                    self.chat_id, *opening.new_story, part=self.part.text, replaces=opening.replaces,
+                    parts=opening.parts + [NewPart(opening.start, self.part.text, "bot")])
                 if version is None:  # the story it would replace changed meanwhile (another process): keep theirs
                     self.session.states = None
                     raise UserError(texts.STORY_CHANGED)
                 opening.version = self.part.version = version  # what its buttons carry
                 self.session.version, self.session.states = opening.version, self.job.states
                 self.session.before_last = (opening.read, opening.states)
+                self.session.checkpoints.clear()
+                self.keep(len(opening.before) + len(self.part.text))
             elif exc_type is None and self.job.remaining <= 0:
                 story_text = opening.before + self.part.text
-                if not await self.engine.store.save_story(self.chat_id, opening.version, story_text, opening.start):
+                added = opening.parts + [NewPart(opening.start, self.part.text, "bot")]
+                if not await self.engine.store.save_story(self.chat_id, opening.version, story_text, opening.start,
+                                                          parts=added, rewrite=opening.rewrite):
                     # The stored story is no longer this one (a /reset, or another process): keep theirs.
                     self.session.states = None
                     raise UserError(texts.STORY_CHANGED)
                 self.session.version, self.session.states = opening.version, self.job.states
                 self.session.before_last = (opening.read, opening.states)  # what 重写 starts from
+                changed = opening.parts[0].start if opening.parts else opening.start  # where the new text begins
+                for n in [n for n in self.session.checkpoints if n > changed]:
+                    del self.session.checkpoints[n]  # states past it are of text that is gone
+                self.keep(len(story_text))
             else:
                 self.job.cancel()
                 if self.session.version == opening.version and not opening.new_story:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Protocol
 
-from bot import texts
+from bot import history, texts
 from bot.engine import Part, PartContext, StoryEngine, UserError, report_failure
 from bot.scheduler import Stopped
 
@@ -62,9 +62,11 @@ async def stream(opening: PartContext, out: Output) -> Part | None:
     return None
 
 
-async def dispatch(engine: StoryEngine, chat_id: int, user_id: int, command: str, arg: str, out: Output) -> None:
-    """Answer one command ("write", "temp", …, without the slash) in a chat, failures included (`answering`)."""
-    await answering(engine, out, _answer(engine, chat_id, user_id, command, arg, out))
+async def dispatch(engine: StoryEngine, chat_id: int, user_id: int, command: str, arg: str, out: Output,
+                   user_name: str | None = None) -> None:
+    """Answer one command ("write", "temp", …, without the slash) in a chat, failures included (`answering`).
+    `user_name`: how the story names the person in `/story who`."""
+    await answering(engine, out, _answer(engine, chat_id, user_id, command, arg, out, user_name))
 
 
 async def answering(engine: StoryEngine, out: Output, action: Awaitable) -> None:
@@ -80,21 +82,29 @@ async def answering(engine: StoryEngine, out: Output, action: Awaitable) -> None
             log.warning("could not send the apology")
 
 
-async def _answer(engine: StoryEngine, chat_id: int, user_id: int, command: str, arg: str, out: Output) -> None:
+async def _answer(engine: StoryEngine, chat_id: int, user_id: int, command: str, arg: str, out: Output,
+                  user_name: str | None) -> None:
     if command in ("start", "help"):
         await out.say(texts.HELP)
     elif command == "write":
-        await stream(engine.write(chat_id, arg, user_id), out)
+        await stream(engine.write(chat_id, arg, user_id, user_name), out)
     elif command == "continue":
         await stream(engine.continue_story(chat_id, user_id=user_id), out)
     elif command == "add":  # /add 文字, or a plain line (a private chat, a reply to the bot, the console)
-        await stream(engine.join(chat_id, arg, user_id), out)
+        await stream(engine.join(chat_id, arg, user_id, user_name), out)
+    elif command in ("undo", "redo"):
+        answer = await (history.undo if command == "undo" else history.redo)(engine, chat_id)
+        if answer:  # None: this chat was told it is busy a moment ago
+            await out.say(answer)
     elif command in SETTINGS:
         await out.say(await getattr(engine, SETTINGS[command])(chat_id, arg))
     elif command == "reset":
         answer = await engine.reset(chat_id)
         if answer:  # None: this chat was told it is busy a moment ago
             await out.say(answer)
+    elif command == "story" and arg.strip().lower() == "who":
+        text = await history.story_with_authors(engine, chat_id)
+        await (out.send_story(text) if text is not None else out.say(texts.NO_STORY))
     elif command == "story":
         text = await engine.story_text(chat_id)
         await (out.send_story(text) if text is not None else out.say(texts.NO_STORY))

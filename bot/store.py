@@ -43,6 +43,22 @@ MIGRATIONS: list[str] = [
     ALTER TABLE settings ADD COLUMN book TEXT NOT NULL DEFAULT 'auto';
     ALTER TABLE stories ADD COLUMN book TEXT;   -- NULL: no novel
     """,
+    # 3: who wrote what: the story's parts in order, each with its author and kind, for /story who and /undo
+    """
+    CREATE TABLE parts (
+        chat_id     INTEGER NOT NULL,
+        seq         INTEGER NOT NULL,           -- 1, 2, … in story order
+        start       INTEGER NOT NULL,           -- where it begins in the story's text (characters)
+        text        TEXT    NOT NULL,
+        kind        TEXT    NOT NULL,           -- prompt, bot, text (a person's line), earlier (before this table)
+        author_id   INTEGER,                    -- NULL: the bot
+        author_name TEXT,
+        undone      INTEGER NOT NULL DEFAULT 0, -- 1: taken back by /undo (/redo puts it back)
+        PRIMARY KEY (chat_id, seq)
+    );
+    INSERT INTO parts (chat_id, seq, start, text, kind)
+        SELECT chat_id, 1, 0, text, 'earlier' FROM stories WHERE text != '';
+    """,
 ]
 
 CREATE_MIGRATIONS = """
@@ -69,6 +85,7 @@ START_STORY = """
     RETURNING version"""
 SAVE_STORY = "UPDATE stories SET text = ?, last_part_start = ? WHERE chat_id = ? AND version = ? RETURNING version"
 RESET_STORY = "UPDATE stories SET version = version + 1, text = '', last_part_start = 0 WHERE chat_id = ?"
+RESET_PARTS = "DELETE FROM parts WHERE chat_id = ?"
 # A group that became a supergroup has a new chat id: its rows move there (replacing any), in one transaction.
 MOVE_SETTINGS = """
     INSERT OR REPLACE INTO settings (chat_id, temperature, length, book)
@@ -78,6 +95,20 @@ MOVE_STORY = """
     SELECT ?, version, text, last_part_start, book FROM stories WHERE chat_id = ?"""
 DELETE_SETTINGS = "DELETE FROM settings WHERE chat_id = ?"
 DELETE_STORY = "DELETE FROM stories WHERE chat_id = ?"
+MOVE_PARTS = "UPDATE parts SET chat_id = ? WHERE chat_id = ?"
+DELETE_PARTS = "DELETE FROM parts WHERE chat_id = ?"
+DELETE_UNDONE = "DELETE FROM parts WHERE chat_id = ? AND undone = 1"  # a new part: what /undo took is gone
+ADD_PART = """
+    INSERT INTO parts (chat_id, seq, start, text, kind, author_id, author_name)
+    VALUES (:chat, (SELECT COALESCE(MAX(seq), 0) + 1 FROM parts WHERE chat_id = :chat), :start, :text, :kind,
+            :author_id, :author_name)"""
+# 重写: the newest part (the bot's, just regenerated) is replaced
+DROP_NEWEST_PART = """
+    DELETE FROM parts WHERE chat_id = ? AND seq = (SELECT MAX(seq) FROM parts WHERE chat_id = ? AND undone = 0)"""
+SELECT_PARTS = """
+    SELECT seq, start, text, kind, author_id, author_name, undone FROM parts WHERE chat_id = ? ORDER BY seq"""
+SET_UNDONE = "UPDATE parts SET undone = ? WHERE chat_id = ? AND seq = ?"
+SET_STORY_TEXT = "UPDATE stories SET text = ?, last_part_start = ? WHERE chat_id = ? AND version = ? RETURNING version"
 
 
 class StoreError(Exception):
@@ -89,6 +120,32 @@ class Settings:
     temperature: float = DEFAULT_TEMPERATURE
     length: int = DEFAULT_LENGTH
     book: str = DEFAULT_BOOK  # "auto" or a novel's name
+
+
+@dataclass
+class StoredPart:
+    seq: int
+    start: int  # where it begins in the story's text
+    text: str
+    kind: str  # "prompt", "bot", "text" (a person's line), "earlier" (stored before parts were)
+    author_id: int | None = None  # None: the bot
+    author_name: str | None = None
+    undone: bool = False  # taken back by /undo
+
+
+@dataclass
+class NewPart:
+    """A part about to be stored: what `start_story` and `save_story` record beside the text."""
+
+    start: int
+    text: str
+    kind: str
+    author_id: int | None = None
+    author_name: str | None = None
+
+    def row(self, chat_id: int) -> dict:
+        return {"chat": chat_id, "start": self.start, "text": self.text, "kind": self.kind,
+                "author_id": self.author_id, "author_name": self.author_name}
 
 
 @dataclass
@@ -129,17 +186,24 @@ class Store:
         rows = await self._transaction([(sql, params)])
         return rows[0] if fetch and rows else None
 
-    async def _transaction(self, statements: list[tuple[str, tuple]]) -> list:
-        """Run the statements as one transaction (all or nothing); the last one's rows."""
+    async def _transaction(self, statements: list[tuple[str, tuple]], guarded: bool = False) -> list:
+        """Run the statements as one transaction (all or nothing); the last one's rows. `guarded`: the first
+        statement's RETURNING decides: no row, and nothing is written ([] returned)."""
+        first: list = []
         async with self.lock:
             try:
-                for sql, params in statements:
+                for i, (sql, params) in enumerate(statements):
                     rows = await self.db.execute_fetchall(sql, params)
+                    if i == 0:
+                        first = rows
+                    if guarded and not first:
+                        await self.db.rollback()
+                        return []
                 await self.db.commit()
             except BaseException:
                 await self.db.rollback()
                 raise
-        return rows
+        return first if guarded else rows
 
     @staticmethod
     def take_lock(path: str | Path) -> int:
@@ -193,26 +257,53 @@ class Store:
         return Story(*row) if row else None
 
     async def start_story(self, chat_id: int, prompt: str, book: str | None = None, part: str = "",
-                          replaces: int | None = None) -> int | None:
+                          replaces: int | None = None, parts: list[NewPart] | None = None) -> int | None:
         """Replace the chat's story with a new one: the prompt and its first part, in `book`; its version.
         With `replaces` (the version it was seen at; 0: no story), None and nothing written if the
-        stored story is no longer that one."""
-        row = await self._write(START_STORY, {"chat": chat_id, "text": prompt + part, "start": len(prompt),
-                                              "book": book, "replaces": replaces}, fetch=True)
-        return row[0] if row else None
+        stored story is no longer that one. `parts`: who wrote what (default: the prompt, then the bot's part)."""
+        if parts is None:
+            parts = [NewPart(0, prompt, "prompt")] + ([NewPart(len(prompt), part, "bot")] if part else [])
+        rows = await self._transaction(
+            [(START_STORY, {"chat": chat_id, "text": prompt + part, "start": len(prompt), "book": book,
+                            "replaces": replaces}), (DELETE_PARTS, (chat_id,))]
+            + [(ADD_PART, p.row(chat_id)) for p in parts], guarded=True)
+        return rows[0][0] if rows else None
 
-    async def save_story(self, chat_id: int, version: int, text: str, last_part_start: int) -> bool:
-        """Save a part's story; False (nothing written) if the stored story is no longer `version`."""
-        return await self._write(SAVE_STORY, (text, last_part_start, chat_id, version), fetch=True) is not None
+    async def save_story(self, chat_id: int, version: int, text: str, last_part_start: int,
+                         parts: list[NewPart] | None = None, rewrite: bool = False) -> bool:
+        """Save a part's story; False (nothing written) if the stored story is no longer `version`. `parts`:
+        the parts it adds (what /undo had taken is then gone); `rewrite`: they replace the newest part."""
+        parts = parts or []
+        drop = [(DROP_NEWEST_PART, (chat_id, chat_id))] if rewrite else []
+        rows = await self._transaction(
+            [(SAVE_STORY, (text, last_part_start, chat_id, version))] + drop
+            + ([(DELETE_UNDONE, (chat_id,))] if parts else []) + [(ADD_PART, p.row(chat_id)) for p in parts],
+            guarded=True)
+        return bool(rows)
+
+    async def parts(self, chat_id: int) -> list[StoredPart]:
+        """The story's parts in order, those /undo took back included (undone)."""
+        async with self.lock:
+            rows = await self.db.execute_fetchall(SELECT_PARTS, (chat_id,))
+        return [StoredPart(*r[:6], undone=bool(r[6])) for r in rows]
+
+    async def set_undone(self, chat_id: int, version: int, text: str, last_part_start: int, seq: int,
+                         undone: bool) -> bool:
+        """/undo (undone) or /redo of part `seq`, with the story's text as it then reads; False if the
+        story is no longer `version` (nothing written)."""
+        rows = await self._transaction([(SET_STORY_TEXT, (text, last_part_start, chat_id, version)),
+                                        (SET_UNDONE, (int(undone), chat_id, seq))], guarded=True)
+        return bool(rows)
 
     async def reset_story(self, chat_id: int) -> None:
-        await self._write(RESET_STORY, (chat_id,))
+        await self._transaction([(RESET_STORY, (chat_id,)), (RESET_PARTS, (chat_id,))])
 
     async def move_chat(self, old: int, new: int) -> None:
         """Settings and story of chat `old` now belong to `new` (a group upgraded to a supergroup).
         Moving a chat with nothing stored (or moving it twice) changes nothing."""
         await self._transaction([(MOVE_SETTINGS, (new, old)), (MOVE_STORY, (new, old)),
-                                 (DELETE_SETTINGS, (old,)), (DELETE_STORY, (old,))])
+                                 (DELETE_SETTINGS, (old,)), (DELETE_STORY, (old,)),
+                                 (DELETE_PARTS, (new,)), (MOVE_PARTS, (new, old))])
 
 
 def private_folder(folder: Path) -> None:

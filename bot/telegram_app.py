@@ -56,7 +56,7 @@ COMMANDS = [
     ("write", "以一段开头写新故事"), ("continue", "接着往下写"), ("add", "把你的一句话加进故事，我接着写"),
     ("temp", "查看或设定温度"),
     ("len", "查看或设定每次写的字数"), ("book", "查看或选择写哪部小说"), ("story", "发送整个故事 (.txt)"),
-    ("reset", "忘掉这个故事"),
+    ("undo", "撤销最后一段"), ("redo", "恢复刚撤销的一段"), ("reset", "忘掉这个故事"),
     ("help", "用法"),
 ]
 def part_buttons(part) -> InlineKeyboardMarkup:
@@ -96,6 +96,14 @@ def sender_id(update: Update) -> int:
     if message is not None and message.sender_chat is not None:
         return message.sender_chat.id
     return update.effective_user.id if update.effective_user else 0
+
+
+def sender_name(update: Update) -> str:
+    """How the story names who wrote a line: the person's name, or the group or channel it was sent as."""
+    message = update.effective_message
+    if message is not None and message.sender_chat is not None:
+        return message.sender_chat.title or ""
+    return update.effective_user.full_name if update.effective_user else ""
 
 
 def refused_recently(context: ContextTypes.DEFAULT_TYPE, uid: int) -> bool:
@@ -154,9 +162,11 @@ def command_handler(command: str, doc: str, whole_text: bool = False):
         arg = (message.text or "") if whole_text else command_text(update)  # whole_text: a line, no command word
         if command in GENERATING:
             out = part_output(context, chat_id, message)
-            await start_part(context, chat_id, out, lambda: dispatch(engine, chat_id, user, command, arg, out))
+            await start_part(context, chat_id, out,
+                             lambda: dispatch(engine, chat_id, user, command, arg, out, sender_name(update)))
         else:
-            await dispatch(engine, chat_id, user, command, arg, TelegramOutput(context.bot, chat_id, message))
+            await dispatch(engine, chat_id, user, command, arg, TelegramOutput(context.bot, chat_id, message),
+                           sender_name(update))
     handler.__doc__ = doc
     return guarded(handler)
 
@@ -169,7 +179,9 @@ len_command = command_handler("len", "/len [n]: show or set how many characters 
 book_command = command_handler("book", "/book [name|auto]: list the novels, or choose the one new stories are "
                                        "written in.")
 reset_command = command_handler("reset", "/reset: forget this chat's story.")
-story_command = command_handler("story", "/story: send the whole story as a .txt document.")
+story_command = command_handler("story", "/story [who]: send the whole story as a .txt document (who: with authors).")
+undo_command = command_handler("undo", "/undo: take back the story's newest part, whoever wrote it.")
+redo_command = command_handler("redo", "/redo: put back the part /undo took, if nothing was added since.")
 answer_unknown = command_handler("unknown", "a command this bot does not have: a hint pointing to /help.")
 add_command = command_handler("add", "/add 文字: the person's line joins the story, and the bot goes on from it.")
 add_line = command_handler("add", "a plain line in a private chat, or a reply to the bot's message: as /add.",
@@ -337,7 +349,7 @@ def build_application(config: BotConfig, model, held_lock: int | None = None) ->
     for names, handler in ((["start", "help"], help_command), (["write"], write_command),
                            (["continue"], continue_command), (["temp"], temp_command), (["len"], len_command),
                            (["book"], book_command), (["reset"], reset_command), (["story"], story_command),
-                           (["add"], add_command)):
+                           (["add"], add_command), (["undo"], undo_command), (["redo"], redo_command)):
         app.add_handler(CommandHandler(names, handler, filters=not_edited))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & not_edited, plain_line))
     app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, chat_migrated))

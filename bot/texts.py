@@ -11,7 +11,8 @@ HELP = f"""金庸体写作机器人 —— 我用金庸小说学会了写武侠�
 /temp 数值 —— 设定温度（{TEMP_MIN}–{TEMP_MAX}），越低越稳，越高越奇；/temp 查看当前值
 /len 字数 —— 每次写多少字（{LEN_MIN}–{LEN_MAX}）；/len 查看当前值
 /book 书名 —— 故事写在哪部小说里，例如：/book 天龙八部；/book auto 按开头里的人名自动选；/book 查看
-/story —— 把整个故事作为 .txt 文件发给你
+/undo —— 撤销最后一段（不管是谁写的）；/redo —— 恢复刚撤销的一段
+/story —— 把整个故事作为 .txt 文件发给你；/story who —— 每一段标明是谁写的
 /reset —— 忘掉这个故事
 /help —— 显示本说明
 
@@ -33,6 +34,13 @@ STORY_CHANGED = "写这一段时故事被清空或换掉了，这一段没有保
 STALE_BUTTON = "这个按钮属于一个旧故事，已经不能用了。"
 OLD_PART = "只能重写最新的一段。"
 NOTHING_TO_REWRITE = "没有可以重写的段落。"
+NOTHING_TO_UNDO = "没有可以撤销的段落。"
+NOTHING_TO_REDO = "没有可以恢复的段落（撤销之后又写了新的一段，或者还没撤销过）。"
+AUTHOR_BOT = "金庸体机器人"
+CONSOLE_NAME = "你"  # the person at the console, in /story who
+AUTHOR_EARLIER = "（早先的故事）"
+AUTHOR_SOMEONE = "有人"
+PART_KINDS = {"prompt": "开头", "bot": "续写", "text": "自己写的一句", "earlier": "记录作者之前写的"}
 TOO_FAST = "太快了，请稍等一分钟再试。"
 TOO_MUCH = "这一小时写得太多了，请休息一会儿再来。"
 UNKNOWN_COMMAND = "没有这个命令。用 /help 查看能做什么。"
@@ -78,3 +86,11 @@ def book_picked(name: str) -> str:
 
 def novel_gone(name: str) -> str:
     return f"（这个故事原来写在《{name}》里，现在的模型不认识这部小说，接着写时不再分小说。）"
+
+
+def undone(who: str, chars: int) -> str:
+    return f"已撤销最后一段（{who}写的，{chars} 字）。故事从它前面接着写；/redo 可以恢复。"
+
+
+def redone(who: str, chars: int) -> str:
+    return f"已恢复一段（{who}写的，{chars} 字）。"

@@ -31,3 +31,25 @@ def test_in_a_group_replies_to_the_bot_and_add_join_other_chatter_does_not(fake,
     assert story == (first.text + PARAGRAPH + "黄蓉笑道：“靖哥哥。”" + second.text
                      + PARAGRAPH + "郭靖点了点头" + third.text)
     assert reply_after(fake, -52, "/add", user_id=3, **group).text == texts.ADD_USAGE
+
+
+def test_undo_redo_and_who_wrote_what_survive_a_restart(fake, start_bot):
+    bot = start_bot(fake, log="1.log")
+    reply_after(fake, 53, "/len 50")
+    first = finished_part(fake, 53, "/write 段誉")
+    mine = finished_part(fake, 53, "段誉拔剑而起")
+    assert reply_after(fake, 53, "/undo").text == texts.undone(texts.AUTHOR_BOT, 50)
+    story = reply_after(fake, 53, "/story").document.decode("utf-8")
+    assert story == first.text + PARAGRAPH + "段誉拔剑而起"
+    bot.stop()
+    start_bot(fake, log="2.log")  # a restart keeps the whole history, undo included
+    assert reply_after(fake, 53, "/redo").text == texts.redone(texts.AUTHOR_BOT, 50)
+    story = reply_after(fake, 53, "/story").document.decode("utf-8")
+    assert story == first.text + PARAGRAPH + "段誉拔剑而起" + mine.text
+    assert reply_after(fake, 53, "/redo").text == texts.NOTHING_TO_REDO
+    who = reply_after(fake, 53, "/story who").document.decode("utf-8").split("\n\n")
+    assert who[0] == "【1】user53（开头）\n段誉" and who[2] == "【3】user53（自己写的一句）\n段誉拔剑而起"
+    assert who[1].startswith("【2】金庸体机器人（续写）") and who[3].startswith("【4】金庸体机器人（续写）")
+    for _ in range(4):
+        reply_after(fake, 53, "/undo")
+    assert reply_after(fake, 53, "/undo").text == texts.NOTHING_TO_UNDO

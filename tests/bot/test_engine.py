@@ -356,3 +356,68 @@ def test_lines_that_cannot_join_are_refused_and_change_nothing(tiny, tmp_path):
     assert before.text == "乔峰带阿朱" + first.text
     assert refusals == [texts.ADD_USAGE] * 2 + [texts.ADD_UNREADABLE] * 2
     assert after == before
+
+
+def test_undo_and_redo_go_back_exactly_and_keep_who_wrote_what(tiny, tmp_path):
+    from bot import history
+
+    async def go():
+        engine, store, sched = await make_engine(tiny, tmp_path / "db")
+        await store.set_length(1, 30)
+        first = await drain(engine.write(1, "乔峰", user_id=7, user_name="阿朱"))
+        mine = await drain(engine.join(1, "乔峰拔刀", user_id=7, user_name="阿朱"))
+        said = [await history.undo(engine, 1)]  # takes back the bot's part after the line
+        after_undo = await store.story(1)
+        again = await drain(engine.continue_story(1))  # from exactly the state after the line
+        states = engine.sessions[1].states
+        said.append(await history.redo(engine, 1))  # a new part came since: nothing to redo
+        who = await history.story_with_authors(engine, 1)
+        for _ in range(3):
+            said.append(await history.undo(engine, 1))  # again's part, the line, the first part
+        said.append(await history.redo(engine, 1))  # the first part back
+        middle = await store.story(1)
+        for _ in range(2):
+            said.append(await history.undo(engine, 1))  # the first part, then the prompt
+        said.append(await history.undo(engine, 1))
+        empty = await store.story(1)
+        await sched.stop()
+        await store.close()
+        return first, mine, after_undo, again, states, said, who, middle, empty
+    first, mine, after_undo, again, states, said, who, middle, empty = asyncio.run(go())
+    line = "\n\u3000\u3000乔峰拔刀"
+    assert after_undo.text == "乔峰" + first.text + line
+    assert said[0] == texts.undone(texts.AUTHOR_BOT, 30) and said[1] == texts.NOTHING_TO_REDO
+    _, _, whole = tiny.score(["乔峰" + first.text + line + again.text], tiny.initial_state(1))
+    np.testing.assert_allclose(states, whole, atol=1e-4)
+    assert who.split("\n\n")[0] == "【1】阿朱（开头）\n乔峰"
+    assert who.split("\n\n")[2] == "【3】阿朱（自己写的一句）\n乔峰拔刀"
+    assert "【4】金庸体机器人（续写）" in who and "【5】" not in who
+    assert said[2:5] == [texts.undone(texts.AUTHOR_BOT, 30), texts.undone("阿朱", len(line)),
+                         texts.undone(texts.AUTHOR_BOT, 30)]
+    assert said[5] == texts.redone(texts.AUTHOR_BOT, 30)
+    assert middle.text == "乔峰" + first.text and middle.last_part_start == 2  # 重写 works on the bot's part again
+    assert said[-1] == texts.NOTHING_TO_UNDO and empty.text == ""
+    assert mine.text
+
+
+def test_undo_goes_back_twenty_parts_and_survives_a_restart(tiny, tmp_path):
+    from bot import history
+
+    async def go():
+        engine, store, sched = await make_engine(tiny, tmp_path / "db")
+        await store.set_length(1, 50)
+        await drain(engine.write(1, "段誉"))
+        texts_after = []
+        for _ in range(21):
+            await drain(engine.continue_story(1))
+            texts_after.append((await store.story(1)).text)
+        engine.sessions.clear()  # a restart
+        said = [await history.undo(engine, 1) for _ in range(20)]
+        back = await store.story(1)
+        more = await drain(engine.continue_story(1))
+        await sched.stop()
+        await store.close()
+        return texts_after, said, back, more
+    texts_after, said, back, more = asyncio.run(go())
+    assert said == [texts.undone(texts.AUTHOR_BOT, 50)] * 20
+    assert back.text == texts_after[0] and len(more.text) == 50

@@ -173,3 +173,25 @@ def test_the_database_folder_is_private_and_loose_files_are_tightened(tmp_path):
     assert stat.S_IMODE((tmp_path / "new" / "data").stat().st_mode) == 0o700
     for f in (tmp_path / "new" / "data" / "db", loose, loose.with_name("db.lock")):
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+
+
+def test_a_database_from_before_parts_migrates_each_story_into_one_earlier_part(tmp_path):
+    from bot.store import StoredPart
+
+    db = tmp_path / "old.sqlite3"
+    with sqlite3.connect(db) as conn:  # what the bot of schema 2 left behind
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        for number in (1, 2):
+            conn.executescript(MIGRATIONS[number - 1])
+            conn.execute("INSERT INTO schema_migrations VALUES (?, datetime('now'))", (number,))
+        conn.execute("INSERT INTO stories VALUES (7, 3, '乔峰带阿朱', 2, '天龙八部')")
+        conn.execute("INSERT INTO stories VALUES (8, 2, '', 0, NULL)")  # reset: no part
+
+    async def go():
+        s = await Store.open(db)
+        found = await s.parts(7), await s.parts(8), await s.story(7)
+        await s.close()
+        return found
+    parts7, parts8, story = asyncio.run(go())
+    assert parts7 == [StoredPart(1, 0, "乔峰带阿朱", "earlier")] and parts8 == []
+    assert (story.version, story.text, story.book) == (3, "乔峰带阿朱", "天龙八部")
