@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bot import texts
+from bot import roles, texts
 from bot.limits import USER, Limits
 from bot.scheduler import Busy, Scheduler
 from bot.store import NewPart, Store
@@ -94,10 +94,17 @@ class Part:
     notice: str  # an extra line for the user ("" if none)
     _run: object = None
     text: str = ""  # generated so far
+    roles: list[str] = field(default_factory=list)  # characters people play here: the bot never speaks for them
+    turn: str | None = None  # the role whose line the part stopped before (their turn), if it did
 
     async def pieces(self):
         async for piece in self._run:
             self.text += piece
+            at = roles.speaks_at(self.text, self.roles)
+            if at is not None:  # the bot was about to speak for someone's character: the part ends before it
+                self.turn = next(r for r in self.roles if self.text.startswith(r, at))
+                self.text = self.text[:at]
+                return
             yield piece
 
 
@@ -172,6 +179,21 @@ class StoryEngine:
         await save(chat_id, value)
         return done.format(value=value)
 
+    async def role(self, chat_id: int, user_id: int, raw: str | None) -> str:
+        """/role: show the character this person plays here, set one (a name), or none ("off")."""
+        name = (raw or "").strip()
+        if not name:
+            current = await self.store.role(chat_id, user_id)
+            return texts.role_shown(current) if current else texts.ROLE_NONE
+        if name.lower() == "off":
+            await self.store.set_role(chat_id, user_id, None)
+            return texts.ROLE_OFF
+        problem = roles.role_problem(name, self.known)
+        if problem:  # the role stays as it was
+            return (texts.ROLE_LONG if problem == "long" else texts.ROLE_MARKS).format(limit=roles.ROLE_MAX, raw=name)
+        await self.store.set_role(chat_id, user_id, name)
+        return texts.role_set(name)
+
     async def book(self, chat_id: int, raw: str | None) -> str:
         """/book: list the novels with the chat's choice, or set one (a name or "auto")."""
         names = self.model.books.names
@@ -242,20 +264,30 @@ class StoryEngine:
         return self._part(chat_id, prepare, notice, user_id)
 
     def join(self, chat_id: int, line: str | None, user_id: int | None = None,
-             user_name: str | None = None) -> "PartContext":
+             user_name: str | None = None, kind: str = "text") -> "PartContext":
         """A person's own line joins the story as a paragraph of its own, read into the chat's state, and the
-        bot goes on from it with one part; with no story yet, the line starts one (as /write does)."""
+        bot goes on from it with one part; with no story yet, the line starts one (as /write does).
+        kind "say" / "do": the line is what the person's character says or does (/say, /do)."""
         line = (line or "").strip()
+        usage = {"say": texts.SAY_USAGE, "do": texts.DO_USAGE}.get(kind, texts.ADD_USAGE)
         notice = ""
         if len(line) > self.prompt_limit:
             line, notice = line[-self.prompt_limit:], texts.PROMPT_CUT.format(limit=self.prompt_limit)
         write = self.write(chat_id, line, user_id, user_name)
 
         async def prepare(s: ChatSession, settings) -> Opening:
+            nonlocal line
+            role = None
+            if kind in ("say", "do"):
+                role = await self.store.role(chat_id, user_id if user_id is not None else chat_id)
+                if role is None:
+                    raise UserError(texts.ROLE_NEEDED)
             if not line:
-                raise UserError(texts.ADD_USAGE)
+                raise UserError(usage)
             if not any(c in self.known for c in line):
                 raise UserError(texts.ADD_UNREADABLE)  # only emoji, Latin letters …: the model would read [UNK]s
+            if role is not None:
+                line = (roles.say if kind == "say" else roles.act)(role, line)
             story = await self.store.story(chat_id)
             if story is None or not story.text:
                 return await write.prepare(s, settings)
@@ -264,7 +296,7 @@ class StoryEngine:
                 raise UserError(texts.STORY_FULL.format(limit=self.story_limit))
             read, states, said = self._resume_point(s, story)
             return Opening(story.version, story.text + joined, read + joined, states, len(story.text) + len(joined),
-                           notice=said, parts=[NewPart(len(story.text), joined, "text", user_id, user_name)])
+                           notice=said, parts=[NewPart(len(story.text), joined, kind, user_id, user_name)])
 
         return self._part(chat_id, prepare, notice, user_id)
 
@@ -387,6 +419,7 @@ class PartContext:
                 raise UserError(texts.TOO_MUCH if over == USER else texts.BUSY_GLOBAL)
             reserved = settings.length
             opening = await self.prepare(self.session, settings)
+            played = await self.engine.store.roles(self.chat_id)
             try:
                 self.job = self.engine.scheduler.submit(opening.read, opening.states, settings.length,
                                                         settings.temperature)
@@ -404,11 +437,15 @@ class PartContext:
         queued = texts.QUEUED.format(ahead=ahead) if seconds and seconds >= QUEUE_NOTICE_SECONDS else ""
         notice = "\n".join(n for n in (self.notice, opening.notice, queued) if n)
         self.part = Part(self.chat_id, opening.version, opening.start, opening.header, notice,
-                         _run=self.engine.scheduler.stream(self.job))
+                         _run=self.engine.scheduler.stream(self.job), roles=played)
         return self.part
 
     def keep(self, length: int) -> None:
-        """Keep the state at the story's new end (length characters), the newest CHECKPOINTS of them."""
+        """Keep the state at the story's new end (length characters), the newest CHECKPOINTS of them. A part
+        cut short (before someone's character spoke) has no state at its end: the next part reads its text."""
+        if self.part.turn is not None:
+            self.session.states = None
+            return
         kept = self.session.checkpoints
         kept[length] = self.job.states
         kept.move_to_end(length)
@@ -418,7 +455,10 @@ class PartContext:
     async def __aexit__(self, exc_type, exc, tb) -> None:
         opening = self.opening
         try:
-            if exc_type is None and self.job.remaining <= 0 and opening.new_story:
+            complete = exc_type is None and (self.job.remaining <= 0 or self.part.turn is not None)
+            if self.part.turn is not None:
+                self.job.cancel()  # stopped before someone's character spoke: nothing more is written
+            if complete and opening.new_story:
                 # Only a new story's whole first part replaces the old story: a failed /write keeps it.
                 version = await self.engine.store.start_story(
                     self.chat_id, *opening.new_story, part=self.part.text, replaces=opening.replaces,
@@ -431,7 +471,7 @@ class PartContext:
                 self.session.before_last = (opening.read, opening.states)
                 self.session.checkpoints.clear()
                 self.keep(len(opening.before) + len(self.part.text))
-            elif exc_type is None and self.job.remaining <= 0:
+            elif complete:
                 story_text = opening.before + self.part.text
                 added = opening.parts + [NewPart(opening.start, self.part.text, "bot")]
                 if not await self.engine.store.save_story(self.chat_id, opening.version, story_text, opening.start,

@@ -53,6 +53,8 @@ async def stream(opening: PartContext, out: Output) -> Part | None:
                 await view.update(part.header + part.text)
         # The story is saved and the chat free again before what comes next is offered.
         await view.finish(part.header + part.text, part)
+        if part.turn:  # it stopped before a character someone plays: their turn
+            await out.say(texts.your_turn(part.turn))
         return part
     except UserError as e:
         if not e.quiet:
@@ -92,6 +94,10 @@ async def _answer(engine: StoryEngine, chat_id: int, user_id: int, command: str,
         await stream(engine.continue_story(chat_id, user_id=user_id), out)
     elif command == "add":  # /add 文字, or a plain line (a private chat, a reply to the bot, the console)
         await stream(engine.join(chat_id, arg, user_id, user_name), out)
+    elif command in ("say", "do"):  # the person's character speaks or acts
+        await stream(engine.join(chat_id, arg, user_id, user_name, kind=command), out)
+    elif command == "role":
+        await out.say(await engine.role(chat_id, user_id, arg))
     elif command in ("undo", "redo"):
         answer = await (history.undo if command == "undo" else history.redo)(engine, chat_id)
         if answer:  # None: this chat was told it is busy a moment ago

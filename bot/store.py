@@ -59,6 +59,15 @@ MIGRATIONS: list[str] = [
     INSERT INTO parts (chat_id, seq, start, text, kind)
         SELECT chat_id, 1, 0, text, 'earlier' FROM stories WHERE text != '';
     """,
+    # 4: the character each person plays in a chat (/role)
+    """
+    CREATE TABLE roles (
+        chat_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        name    TEXT    NOT NULL,
+        PRIMARY KEY (chat_id, user_id)
+    );
+    """,
 ]
 
 CREATE_MIGRATIONS = """
@@ -96,6 +105,11 @@ MOVE_STORY = """
 DELETE_SETTINGS = "DELETE FROM settings WHERE chat_id = ?"
 DELETE_STORY = "DELETE FROM stories WHERE chat_id = ?"
 MOVE_PARTS = "UPDATE parts SET chat_id = ? WHERE chat_id = ?"
+MOVE_ROLES = "UPDATE OR REPLACE roles SET chat_id = ? WHERE chat_id = ?"
+SELECT_ROLE = "SELECT name FROM roles WHERE chat_id = ? AND user_id = ?"
+SELECT_ROLES = "SELECT name FROM roles WHERE chat_id = ? ORDER BY name"
+SET_ROLE = "INSERT INTO roles (chat_id, user_id, name) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET name = excluded.name"
+CLEAR_ROLE = "DELETE FROM roles WHERE chat_id = ? AND user_id = ?"
 DELETE_PARTS = "DELETE FROM parts WHERE chat_id = ?"
 DELETE_UNDONE = "DELETE FROM parts WHERE chat_id = ? AND undone = 1"  # a new part: what /undo took is gone
 ADD_PART = """
@@ -303,7 +317,25 @@ class Store:
         Moving a chat with nothing stored (or moving it twice) changes nothing."""
         await self._transaction([(MOVE_SETTINGS, (new, old)), (MOVE_STORY, (new, old)),
                                  (DELETE_SETTINGS, (old,)), (DELETE_STORY, (old,)),
-                                 (DELETE_PARTS, (new,)), (MOVE_PARTS, (new, old))])
+                                 (DELETE_PARTS, (new,)), (MOVE_PARTS, (new, old)), (MOVE_ROLES, (new, old))])
+
+    async def role(self, chat_id: int, user_id: int) -> str | None:
+        """The character `user_id` plays in this chat (None: none)."""
+        row = await self._fetchone(SELECT_ROLE, (chat_id, user_id))
+        return row[0] if row else None
+
+    async def roles(self, chat_id: int) -> list[str]:
+        """Every character someone plays in this chat."""
+        async with self.lock:
+            rows = await self.db.execute_fetchall(SELECT_ROLES, (chat_id,))
+        return sorted({r[0] for r in rows})
+
+    async def set_role(self, chat_id: int, user_id: int, name: str | None) -> None:
+        """Play `name` in this chat (None: play no one)."""
+        if name is None:
+            await self._write(CLEAR_ROLE, (chat_id, user_id))
+        else:
+            await self._write(SET_ROLE, (chat_id, user_id, name))
 
 
 def private_folder(folder: Path) -> None:

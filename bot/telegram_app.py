@@ -50,12 +50,14 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 5.0  # seconds from SIGTERM to exit, whatever is still in flight
 REFUSALS_REMEMBERED = 10_000  # users whose last refusal is kept (to stay quiet in a flood); then forgotten
 SENDER_POOL = 256  # connections of the Bot that streams parts (apart from the one that answers commands)
-GENERATING = ("write", "continue", "add")  # commands whose answer is a part: streamed from a task of the bot's own
+# Commands whose answer is a part: streamed from a task of the bot's own.
+GENERATING = ("write", "continue", "add", "say", "do")
 
 COMMANDS = [
     ("write", "以一段开头写新故事"), ("continue", "接着往下写"), ("add", "把你的一句话加进故事，我接着写"),
     ("temp", "查看或设定温度"),
     ("len", "查看或设定每次写的字数"), ("book", "查看或选择写哪部小说"), ("story", "发送整个故事 (.txt)"),
+    ("role", "扮演一个角色"), ("say", "你的角色说一句话"), ("do", "你的角色做一件事"),
     ("undo", "撤销最后一段"), ("redo", "恢复刚撤销的一段"), ("reset", "忘掉这个故事"),
     ("help", "用法"),
 ]
@@ -180,6 +182,9 @@ book_command = command_handler("book", "/book [name|auto]: list the novels, or c
                                        "written in.")
 reset_command = command_handler("reset", "/reset: forget this chat's story.")
 story_command = command_handler("story", "/story [who]: send the whole story as a .txt document (who: with authors).")
+role_command = command_handler("role", "/role [name|off]: show, set or clear the character this person plays.")
+say_command = command_handler("say", "/say 话: the person's character says it, and the bot goes on.")
+do_command = command_handler("do", "/do 事: the person's character does it, and the bot goes on.")
 undo_command = command_handler("undo", "/undo: take back the story's newest part, whoever wrote it.")
 redo_command = command_handler("redo", "/redo: put back the part /undo took, if nothing was added since.")
 answer_unknown = command_handler("unknown", "a command this bot does not have: a hint pointing to /help.")
@@ -349,7 +354,8 @@ def build_application(config: BotConfig, model, held_lock: int | None = None) ->
     for names, handler in ((["start", "help"], help_command), (["write"], write_command),
                            (["continue"], continue_command), (["temp"], temp_command), (["len"], len_command),
                            (["book"], book_command), (["reset"], reset_command), (["story"], story_command),
-                           (["add"], add_command), (["undo"], undo_command), (["redo"], redo_command)):
+                           (["add"], add_command), (["undo"], undo_command), (["redo"], redo_command),
+                           (["role"], role_command), (["say"], say_command), (["do"], do_command)):
         app.add_handler(CommandHandler(names, handler, filters=not_edited))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & not_edited, plain_line))
     app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, chat_migrated))

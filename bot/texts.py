@@ -12,6 +12,8 @@ HELP = f"""金庸体写作机器人 —— 我用金庸小说学会了写武侠�
 /len 字数 —— 每次写多少字（{LEN_MIN}–{LEN_MAX}）；/len 查看当前值
 /book 书名 —— 故事写在哪部小说里，例如：/book 天龙八部；/book auto 按开头里的人名自动选；/book 查看
 /undo —— 撤销最后一段（不管是谁写的）；/redo —— 恢复刚撤销的一段
+/role 段誉 —— 你在故事里扮演段誉（/role 查看，/role off 不再扮演）；我不会替你的角色说话
+/say 你好 —— 你的角色说一句话；/do 拔剑而起 —— 你的角色做一件事
 /story —— 把整个故事作为 .txt 文件发给你；/story who —— 每一段标明是谁写的
 /reset —— 忘掉这个故事
 /help —— 显示本说明
@@ -40,7 +42,15 @@ AUTHOR_BOT = "金庸体机器人"
 CONSOLE_NAME = "你"  # the person at the console, in /story who
 AUTHOR_EARLIER = "（早先的故事）"
 AUTHOR_SOMEONE = "有人"
-PART_KINDS = {"prompt": "开头", "bot": "续写", "text": "自己写的一句", "earlier": "记录作者之前写的"}
+PART_KINDS = {"prompt": "开头", "bot": "续写", "text": "自己写的一句", "say": "说的话", "do": "动作",
+              "earlier": "记录作者之前写的"}
+ROLE_NONE = "你还没有扮演角色。用 /role 名字 扮演一个，例如：/role 段誉"
+ROLE_OFF = "你不再扮演角色了。"
+ROLE_LONG = "角色名最多 {limit} 个字，「{raw:.20}」太长了。角色没有改变。"
+ROLE_MARKS = "角色名只能是我认识的字（不要标点、空格、表情），「{raw:.20}」不行。角色没有改变。"
+ROLE_NEEDED = "请先用 /role 名字 选一个角色（例如 /role 段誉），再用 /say 说话、/do 做事。"
+SAY_USAGE = "请在 /say 后面写上你的角色要说的话，例如：/say 你好"
+DO_USAGE = "请在 /do 后面写上你的角色要做的事，例如：/do 拔剑而起"
 TOO_FAST = "太快了，请稍等一分钟再试。"
 TOO_MUCH = "这一小时写得太多了，请休息一会儿再来。"
 UNKNOWN_COMMAND = "没有这个命令。用 /help 查看能做什么。"
@@ -94,3 +104,15 @@ def undone(who: str, chars: int) -> str:
 
 def redone(who: str, chars: int) -> str:
     return f"已恢复一段（{who}写的，{chars} 字）。"
+
+
+def role_shown(name: str) -> str:
+    return f"你在这个故事里扮演{name}。用 /say 说话，/do 做事；/role off 不再扮演。"
+
+
+def role_set(name: str) -> str:
+    return f"你现在扮演{name}。用 /say 说话，/do 做事；轮到{name}说话时我会停下来等你。"
+
+
+def your_turn(name: str) -> str:
+    return f"（轮到{name}了：用 /say 或 /do 接着写。）"

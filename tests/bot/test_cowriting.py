@@ -53,3 +53,22 @@ def test_undo_redo_and_who_wrote_what_survive_a_restart(fake, start_bot):
     for _ in range(4):
         reply_after(fake, 53, "/undo")
     assert reply_after(fake, 53, "/undo").text == texts.NOTHING_TO_UNDO
+
+
+def test_play_a_character_with_say_and_do(fake, start_bot):
+    start_bot(fake)
+    reply_after(fake, 54, "/len 50")
+    assert reply_after(fake, 54, "/say 你好").text == texts.ROLE_NEEDED
+    assert reply_after(fake, 54, "/role 段誉！").text.startswith("角色名只能是")
+    assert reply_after(fake, 54, "/role").text == texts.ROLE_NONE  # a refused name changed nothing
+    assert reply_after(fake, 54, "/role 段誉").text == texts.role_set("段誉")
+    first = finished_part(fake, 54, "/write 乔峰")
+    spoke = finished_part(fake, 54, "/say 阿朱，出掌")
+    did = finished_part(fake, 54, "/do 拔剑")
+    assert reply_after(fake, 54, "/do").text == texts.DO_USAGE
+    story = reply_after(fake, 54, "/story").document.decode("utf-8")
+    assert story == (first.text + PARAGRAPH + "段誉道：“阿朱，出掌。”" + spoke.text
+                     + PARAGRAPH + "段誉拔剑。" + did.text)
+    who = reply_after(fake, 54, "/story who").document.decode("utf-8")
+    assert "【3】user54（说的话）\n段誉道：“阿朱，出掌。”" in who and "【5】user54（动作）\n段誉拔剑。" in who
+    assert reply_after(fake, 54, "/role off").text == texts.ROLE_OFF

@@ -421,3 +421,82 @@ def test_undo_goes_back_twenty_parts_and_survives_a_restart(tiny, tmp_path):
     texts_after, said, back, more = asyncio.run(go())
     assert said == [texts.undone(texts.AUTHOR_BOT, 50)] * 20
     assert back.text == texts_after[0] and len(more.text) == 50
+
+
+def test_a_played_character_is_never_spoken_for_and_say_and_do_join_in_their_form(tiny, tmp_path):
+    from bot.roles import speaks_at
+
+    async def go():
+        engine, store, sched = await make_engine(tiny, tmp_path / "db")
+        await store.set_length(1, 80)
+        said = [await engine.role(1, 7, raw) for raw in ("", "段誉！", "段誉段誉段誉段誉段", "段誉", "")]
+        await drain(engine.write(1, "段誉", user_id=7))
+        parts = [await drain(engine.continue_story(1, user_id=7)) for _ in range(30)]
+        end_states = engine.sessions[1].states, engine.sessions[1].checkpoints.copy()
+        spoke = await drain(engine.join(1, "阿朱，出掌", user_id=7, kind="say"))  # (words the tiny model knows)
+        states = engine.sessions[1].states
+        story = await store.story(1)
+        with pytest.raises(UserError, match=texts.ROLE_NEEDED):
+            await drain(engine.join(1, "阿朱", user_id=8, kind="say"))  # user 8 plays no one
+        did = await drain(engine.join(1, "拔剑", user_id=7, kind="do"))
+        kinds = [p.kind for p in await store.parts(1)][-4:]
+        off = await engine.role(1, 7, "off")
+        await sched.stop()
+        await store.close()
+        return said, parts, end_states, spoke, states, story, did, kinds, off
+    said, parts, end_states, spoke, states, story, did, kinds, off = asyncio.run(go())
+    assert said[0] == texts.ROLE_NONE and said[1].startswith("角色名只能是") and said[2].startswith("角色名最多")
+    assert said[3] == texts.role_set("段誉") and said[4] == texts.role_shown("段誉")
+    assert all(speaks_at(p.text, ["段誉"]) is None for p in parts), "the bot never writes 段誉's speech"
+    assert "\n\u3000\u3000段誉道：“阿朱，出掌。”" + spoke.text in story.text
+    _, _, whole = tiny.score([story.text], tiny.initial_state(1))
+    np.testing.assert_allclose(states, whole, atol=1e-4)  # exact after cut parts too
+    assert did.start > 0 and kinds == ["say", "bot", "do", "bot"] and off == texts.ROLE_OFF
+
+
+class ScriptedModel:
+    """Writes a script, whatever it read (the text a real model might write); each row's state counts
+    the characters read and written, so a test can tell what was read where."""
+
+    num_states, units = 1, 2
+    books: list = []
+
+    def __init__(self, script: str):
+        self.script, self.reads = script, []
+
+    def chars(self):
+        return ["[UNK]"] + sorted(set(self.script + "段誉乔峰拔剑阿朱"))
+
+    def initial_state(self, batch=1, book=None):
+        return np.zeros((1, batch, 2), np.float32)
+
+    def pick_book(self, prompt):
+        return None
+
+    def generate(self, prompts, states, length, temperature):
+        self.reads.append(list(prompts))
+        states = states.copy()
+        states[0, :, 0] += [len(p) + length for p in prompts]
+        return [(self.script * (length // len(self.script) + 1))[:length] for _ in prompts], states
+
+
+def test_a_part_stops_before_a_played_character_speaks_and_the_next_reads_what_was_kept(tmp_path):
+    model = ScriptedModel("萧峰拔剑。段誉道：“乔峰！”")  # 段誉 speaks within the first chunk (12 characters)
+
+    async def go():
+        engine, store, sched = await make_engine(model, tmp_path / "db")
+        await store.set_length(1, 60)
+        await engine.role(1, 7, "段誉")
+        opening = await drain(engine.write(1, "乔峰", user_id=7))
+        model.reads.clear()
+        more = await drain(engine.join(1, "阿朱拔剑", user_id=7))
+        story = await store.story(1)
+        await sched.stop()
+        await store.close()
+        return opening, more, story, model.reads
+    opening, more, story, reads = asyncio.run(go())
+    assert opening.text == "萧峰拔剑。" and opening.turn == "段誉"  # stopped where 段誉 would speak
+    assert more.text == "萧峰拔剑。" and more.turn == "段誉"
+    # The cut part's state was not kept: the next part read the story again from its start, then the line.
+    assert ["乔峰萧峰拔剑。\n\u3000\u3000阿朱拔剑"] in reads
+    assert story.text == "乔峰萧峰拔剑。\n\u3000\u3000阿朱拔剑萧峰拔剑。"

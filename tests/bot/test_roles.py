@@ -1,0 +1,28 @@
+"""Characters people play: the forms of /say and /do, and where the bot stops for someone's character."""
+
+from bot.roles import act, role_problem, say, speaks_at
+
+
+def test_say_and_do_take_the_novels_own_form():
+    assert say("段誉", "你好") == "段誉道：“你好。”"
+    assert say("段誉", "“走吧！”") == "段誉道：“走吧！”"  # the person's own quotes and ending kept once
+    assert act("段誉", "拔剑而起") == "段誉拔剑而起。"
+    assert act("段誉", "段誉大笑！") == "段誉大笑！"
+
+
+def test_the_bot_stops_where_a_played_character_would_speak():
+    roles = ["段誉", "王语嫣"]
+    assert speaks_at("萧峰道：“好。”段誉笑道：“走。”", roles) == 8
+    assert speaks_at("王语嫣在大理说道：“嗯。”", roles) == 0
+    assert speaks_at("段誉冷冷地道：", roles) == 0
+    assert speaks_at("段誉知道他来了。", roles) is None  # 知道 is knowing, not speaking
+    assert speaks_at("萧峰道：“段誉，你来。”", roles) is None  # spoken to, not speaking
+    assert speaks_at("段誉道：", []) is None
+
+
+def test_role_names_are_short_and_readable():
+    known = set("段誉王语嫣慕容复")
+    assert role_problem("段誉", known) is None and role_problem("慕容复", known) is None
+    assert role_problem("段誉段誉段誉段誉段", known) == "long"
+    assert role_problem("段誉！", known) == "marks" and role_problem("段 誉", known) == "marks"
+    assert role_problem("Tom", known) == "marks"  # letters the model reads as [UNK]
