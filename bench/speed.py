@@ -31,7 +31,7 @@ import numpy as np
 from bench import result_line
 from bench.notebook import NotebookLoop
 from bench.roofline import measure_machine, per_char_costs
-from bot.engine import ChatSession
+from bot.part import ChatSession
 from bot.scheduler import Scheduler, SchedulerConfig
 from model.weights import Weights
 

@@ -14,8 +14,8 @@ import sys
 
 from bot import texts
 from bot.config import BotConfig
-from bot.engine import Part
 from bot.frontend import answering, dispatch, stream
+from bot.part import Part
 from bot.resources import open_resources
 
 CONSOLE_CHAT = 0

@@ -13,7 +13,8 @@ from collections.abc import Awaitable
 from typing import Protocol
 
 from bot import history, texts
-from bot.engine import Part, PartContext, StoryEngine, UserError, report_failure
+from bot.engine import StoryEngine, report_failure
+from bot.part import Part, PartContext, UserError
 from bot.scheduler import Stopped
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,8 @@ story's tail as after a restart.
 from __future__ import annotations
 
 from bot import texts
-from bot.engine import StoryEngine, busy
+from bot.engine import StoryEngine
+from bot.part import busy
 from bot.store import StoredPart
 
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from bot import texts
-from bot.engine import StoryEngine, UserError
+from bot.engine import StoryEngine
 from bot.limits import LimitConfig, Limits
+from bot.part import UserError
 from bot.scheduler import Scheduler
 from bot.store import Store
 from model import load
@@ -258,9 +259,9 @@ def test_quotas_forget_users_whose_window_emptied_without_scanning_them_all():
 
 
 def test_a_part_that_will_wait_is_told_its_place_in_the_queue(tiny, tmp_path, monkeypatch):
-    import bot.engine
+    import bot.part
 
-    monkeypatch.setattr(bot.engine, "QUEUE_NOTICE_SECONDS", 0.0)  # any wait counts (rounds are fast here)
+    monkeypatch.setattr(bot.part, "QUEUE_NOTICE_SECONDS", 0.0)  # any wait counts (rounds are fast here)
 
     async def go():
         engine, store, sched = await make_engine(tiny, tmp_path / "db")

@@ -1,0 +1,202 @@
+"""One part in the making: the chat's session, where a part starts (Opening), the part as it grows
+(Part), and `PartContext`, which holds the chat's lock for one generation and saves what it wrote.
+
+`bot.engine` makes them (StoryEngine.write, join, continue_story, rewrite); a front end runs
+one as `async with engine.write(...) as part: async for piece in part.pieces(): ...`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bot import roles, texts
+from bot.limits import USER
+from bot.scheduler import Busy
+from bot.store import NewPart
+
+if TYPE_CHECKING:
+    from bot.engine import StoryEngine
+
+class UserError(Exception):
+    """A request the engine declines; the message is what to tell the user (nothing, if quiet)."""
+
+    def __init__(self, message: str, quiet: bool = False):
+        super().__init__(message)
+        self.quiet = quiet
+
+
+BUSY_NOTICE_SECONDS = 5.0  # a chat hammering a busy bot hears "正在写…" once per this many seconds
+# States kept per chat at the ends of its newest parts, so /undo goes on from exactly where the story then ends
+# (~12 KiB each for the shipped model, the newest shared with the chat's state); an undo past them reads the
+# story's tail, as after a restart.
+CHECKPOINTS = 3
+# A part expected to wait this long for its first text (other chats' stories before it) is told its place.
+QUEUE_NOTICE_SECONDS = 5.0
+
+
+@dataclass
+class ChatSession:
+    version: int = 0  # the story version the state belongs to
+    states: np.ndarray | None = None  # [S, 1, H] after the story's last character
+    before_last: tuple[str, np.ndarray] | None = None  # how to regenerate the newest part: (read, states)
+    busy_noticed: float = -1e9  # when this chat was last told "正在写…" (time.monotonic)
+    novel_explained: int = 0  # the story version told that the model lacks its novel (told once)
+    checkpoints: OrderedDict = field(default_factory=OrderedDict)  # story length -> state [S, 1, H] there
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
+class Opening:
+    """Where a part starts: what `prepare` hands to the scheduler and, once complete, to the store.
+
+    `prepare` only reads: nothing changes until the scheduler has accepted the part (a refused
+    /write keeps the old story), and the state before the part becomes what 重写 starts from
+    only once the part is complete (a failed /continue leaves 重写 where it was)."""
+
+    version: int  # story version (buttons carry it); for a new story, set when it is stored
+    before: str  # story text before the part
+    read: str  # text the model reads before sampling (a prompt, or a story tail to rebuild a state)
+    states: np.ndarray  # [S, 1, H] state before `read`
+    start: int  # where the part begins in the story text
+    header: str = ""  # shown before the generated text (the prompt for /write)
+    notice: str = ""  # an extra line for the user (which novel auto picked)
+    new_story: tuple[str, str | None] | None = None  # (prompt, novel): replaces the stored story once its part is
+    replaces: int = 0  # for a new story: the version of the story it replaces (0: none)
+    parts: list = field(default_factory=list)  # NewPart: what people wrote, stored before the bot's part
+    rewrite: bool = False  # the bot's part replaces the newest one (重写)
+
+
+@dataclass
+class Part:
+    """One generation in progress: iterate `pieces()` for the text as it grows."""
+
+    chat_id: int
+    version: int  # story version (buttons carry it)
+    start: int  # where this part begins in the story text (buttons carry it)
+    header: str  # shown before the generated text (the prompt for /write, else "")
+    notice: str  # an extra line for the user ("" if none)
+    _run: object = None
+    text: str = ""  # generated so far
+    roles: list[str] = field(default_factory=list)  # characters people play here: the bot never speaks for them
+    turn: str | None = None  # the role whose line the part stopped before (their turn), if it did
+
+    async def pieces(self):
+        async for piece in self._run:
+            self.text += piece
+            at = roles.speaks_at(self.text, self.roles)
+            if at is not None:  # the bot was about to speak for someone's character: the part ends before it
+                self.turn = next(r for r in self.roles if self.text.startswith(r, at))
+                self.text = self.text[:at]
+                return
+            yield piece
+
+
+def busy(session: ChatSession) -> UserError:
+    """"正在写…" for a busy chat, quiet if this chat heard it a moment ago (one notice, not fifty)."""
+    now = time.monotonic()
+    quiet = now - session.busy_noticed < BUSY_NOTICE_SECONDS
+    if not quiet:
+        session.busy_noticed = now
+    return UserError(texts.BUSY_CHAT, quiet=quiet)
+
+
+class PartContext:
+    """`async with engine.write(...) as part:` holds the chat's lock for one generation,
+    and saves the story when the part is complete."""
+
+    def __init__(self, engine: StoryEngine, chat_id: int, session: ChatSession, prepare, notice: str,
+                 user_id: int):
+        self.engine, self.chat_id, self.session, self.prepare, self.notice = engine, chat_id, session, prepare, notice
+        self.user_id = user_id
+
+    async def __aenter__(self) -> Part:
+        if self.session.lock.locked():  # the one busy check: one generation per chat
+            raise busy(self.session)
+        await self.session.lock.acquire()
+        limits, reserved = self.engine.limits, 0
+        try:
+            settings = await self.engine.store.settings(self.chat_id)
+            # Checked before anything changes: a refused /write leaves the old story as it was.
+            over = limits.characters(self.user_id, settings.length)
+            if over:
+                raise UserError(texts.TOO_MUCH if over == USER else texts.BUSY_GLOBAL)
+            reserved = settings.length
+            opening = await self.prepare(self.session, settings)
+            played = await self.engine.store.roles(self.chat_id)
+            try:
+                self.job = self.engine.scheduler.submit(opening.read, opening.states, settings.length,
+                                                        settings.temperature)
+            except Busy:
+                raise UserError(texts.BUSY_GLOBAL) from None
+        except BaseException:
+            if reserved:
+                limits.refund(self.user_id, reserved)
+            self.session.lock.release()
+            self.engine.forget_if_empty(self.chat_id, self.session)  # a refused request leaves nothing behind
+            raise
+        self.opening = opening
+        ahead, seconds = self.engine.scheduler.queue_wait(self.job)
+        # Told only if whole rounds come first, and enough of them: a short wait is not worth a message.
+        queued = texts.QUEUED.format(ahead=ahead) if seconds and seconds >= QUEUE_NOTICE_SECONDS else ""
+        notice = "\n".join(n for n in (self.notice, opening.notice, queued) if n)
+        self.part = Part(self.chat_id, opening.version, opening.start, opening.header, notice,
+                         _run=self.engine.scheduler.stream(self.job), roles=played)
+        return self.part
+
+    def keep(self, length: int) -> None:
+        """Keep the state at the story's new end (length characters), the newest CHECKPOINTS of them. A part
+        cut short (before someone's character spoke) has no state at its end: the next part reads its text."""
+        if self.part.turn is not None:
+            self.session.states = None
+            return
+        kept = self.session.checkpoints
+        kept[length] = self.job.states
+        kept.move_to_end(length)
+        while len(kept) > CHECKPOINTS:
+            kept.popitem(last=False)
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        opening = self.opening
+        try:
+            complete = exc_type is None and (self.job.remaining <= 0 or self.part.turn is not None)
+            if self.part.turn is not None:
+                self.job.cancel()  # stopped before someone's character spoke: nothing more is written
+            if complete and opening.new_story:
+                # Only a new story's whole first part replaces the old story: a failed /write keeps it.
+                version = await self.engine.store.start_story(
+                    self.chat_id, *opening.new_story, part=self.part.text, replaces=opening.replaces,
+                    parts=opening.parts + [NewPart(opening.start, self.part.text, "bot")])
+                if version is None:  # the story it would replace changed meanwhile (another process): keep theirs
+                    self.session.states = None
+                    raise UserError(texts.STORY_CHANGED)
+                opening.version = self.part.version = version  # what its buttons carry
+                self.session.version, self.session.states = opening.version, self.job.states
+                self.session.before_last = (opening.read, opening.states)
+                self.session.checkpoints.clear()
+                self.keep(len(opening.before) + len(self.part.text))
+            elif complete:
+                story_text = opening.before + self.part.text
+                added = opening.parts + [NewPart(opening.start, self.part.text, "bot")]
+                if not await self.engine.store.save_story(self.chat_id, opening.version, story_text, opening.start,
+                                                          parts=added, rewrite=opening.rewrite):
+                    # The stored story is no longer this one (a /reset, or another process): keep theirs.
+                    self.session.states = None
+                    raise UserError(texts.STORY_CHANGED)
+                self.session.version, self.session.states = opening.version, self.job.states
+                self.session.before_last = (opening.read, opening.states)  # what 重写 starts from
+                changed = opening.parts[0].start if opening.parts else opening.start  # where the new text begins
+                for n in [n for n in self.session.checkpoints if n > changed]:
+                    del self.session.checkpoints[n]  # states past it are of text that is gone
+                self.keep(len(story_text))
+            else:
+                self.job.cancel()
+                if self.session.version == opening.version and not opening.new_story:
+                    self.session.states = None  # the state no longer matches the stored story
+        finally:
+            self.session.lock.release()
