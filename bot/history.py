@@ -38,7 +38,7 @@ async def _step(engine: StoryEngine, chat_id: int, back: bool) -> str | None:
         return None if notice.quiet else str(notice)
     async with s.lock:
         story = await engine.store.story(chat_id)
-        parts = await engine.store.parts(chat_id) if story and story.version else []
+        parts = await engine.store.parts(chat_id) if story else []
         live = [p for p in parts if not p.undone]
         if back:
             if not story or not live:

@@ -149,54 +149,41 @@ class PartContext:
                          _run=self.engine.scheduler.stream(self.job), roles=played)
         return self.part
 
-    def keep(self, length: int) -> None:
-        """Keep the state at the story's new end (length characters), the newest CHECKPOINTS of them. A part
-        cut short (before someone's character spoke) has no state at its end: the next part reads its text."""
-        if self.part.turn is not None:
-            self.session.states = None
-            return
-        kept = self.session.checkpoints
-        kept[length] = self.job.states
-        kept.move_to_end(length)
-        while len(kept) > CHECKPOINTS:
-            kept.popitem(last=False)
-
     async def __aexit__(self, exc_type, exc, tb) -> None:
-        opening = self.opening
+        opening, part, session = self.opening, self.part, self.session
         try:
-            complete = exc_type is None and (self.job.remaining <= 0 or self.part.turn is not None)
-            if self.part.turn is not None:
-                self.job.cancel()  # stopped before someone's character spoke: nothing more is written
-            if complete and opening.new_story:
-                # Only a new story's whole first part replaces the old story: a failed /write keeps it.
-                version = await self.engine.store.start_story(
-                    self.chat_id, *opening.new_story, part=self.part.text, replaces=opening.replaces,
-                    parts=opening.parts + [NewPart(opening.start, self.part.text, "bot")])
-                if version is None:  # the story it would replace changed meanwhile (another process): keep theirs
-                    self.session.states = None
-                    raise UserError(texts.STORY_CHANGED)
-                opening.version = self.part.version = version  # what its buttons carry
-                self.session.version, self.session.states = opening.version, self.job.states
-                self.session.before_last = (opening.read, opening.states)
-                self.session.checkpoints.clear()
-                self.keep(len(opening.before) + len(self.part.text))
-            elif complete:
-                story_text = opening.before + self.part.text
-                added = opening.parts + [NewPart(opening.start, self.part.text, "bot")]
-                if not await self.engine.store.save_story(self.chat_id, opening.version, story_text, opening.start,
-                                                          parts=added, rewrite=opening.rewrite):
-                    # The stored story is no longer this one (a /reset, or another process): keep theirs.
-                    self.session.states = None
-                    raise UserError(texts.STORY_CHANGED)
-                self.session.version, self.session.states = opening.version, self.job.states
-                self.session.before_last = (opening.read, opening.states)  # what 重写 starts from
-                changed = opening.parts[0].start if opening.parts else opening.start  # where the new text begins
-                for n in [n for n in self.session.checkpoints if n > changed]:
-                    del self.session.checkpoints[n]  # states past it are of text that is gone
-                self.keep(len(story_text))
+            # Whole, or stopped before someone's character spoke (then nothing more is written).
+            complete = exc_type is None and (self.job.remaining <= 0 or part.turn is not None)
+            self.job.cancel()  # (a job that wrote all it was asked for stays as it was)
+            if not complete:
+                if session.version == opening.version and not opening.new_story:
+                    session.states = None  # the state no longer matches the stored story
+                return
+            story_text = opening.before + part.text
+            added = opening.parts + [NewPart(opening.start, part.text, "bot")]
+            if opening.new_story:  # only a new story's whole first part replaces the old story
+                version = await self.engine.store.start_story(self.chat_id, *opening.new_story, part=part.text,
+                                                              replaces=opening.replaces, parts=added)
+                saved = version is not None
             else:
-                self.job.cancel()
-                if self.session.version == opening.version and not opening.new_story:
-                    self.session.states = None  # the state no longer matches the stored story
+                saved = await self.engine.store.save_story(self.chat_id, opening.version, story_text, opening.start,
+                                                           parts=added, rewrite=opening.rewrite)
+            if not saved:  # the stored story is no longer this one (a /reset, or another process): keep theirs
+                session.states = None
+                raise UserError(texts.STORY_CHANGED)
+            if opening.new_story:
+                opening.version = part.version = version  # what its buttons carry
+            # A part cut short has no state at its end: the next part reads its text from a state kept before.
+            end = self.job.states if part.turn is None else None
+            session.version, session.states = opening.version, end
+            session.before_last = (opening.read, opening.states)  # what 重写 starts from
+            kept, changed = session.checkpoints, added[0].start  # where the new text begins (0: a new story)
+            for n in [n for n in kept if n > changed]:
+                del kept[n]  # states past it are of text that is gone (or of the story a new one replaced)
+            if end is not None:  # the newest CHECKPOINTS ends of parts, for /undo
+                kept[len(story_text)] = end
+                kept.move_to_end(len(story_text))
+                while len(kept) > CHECKPOINTS:
+                    kept.popitem(last=False)
         finally:
-            self.session.lock.release()
+            session.lock.release()

@@ -94,7 +94,6 @@ START_STORY = """
     RETURNING version"""
 SAVE_STORY = "UPDATE stories SET text = ?, last_part_start = ? WHERE chat_id = ? AND version = ? RETURNING version"
 RESET_STORY = "UPDATE stories SET version = version + 1, text = '', last_part_start = 0 WHERE chat_id = ?"
-RESET_PARTS = "DELETE FROM parts WHERE chat_id = ?"
 # A group that became a supergroup has a new chat id: its rows move there (replacing any), in one transaction.
 MOVE_SETTINGS = """
     INSERT OR REPLACE INTO settings (chat_id, temperature, length, book)
@@ -107,7 +106,7 @@ DELETE_STORY = "DELETE FROM stories WHERE chat_id = ?"
 MOVE_PARTS = "UPDATE parts SET chat_id = ? WHERE chat_id = ?"
 MOVE_ROLES = "UPDATE OR REPLACE roles SET chat_id = ? WHERE chat_id = ?"
 SELECT_ROLE = "SELECT name FROM roles WHERE chat_id = ? AND user_id = ?"
-SELECT_ROLES = "SELECT name FROM roles WHERE chat_id = ? ORDER BY name"
+SELECT_ROLES = "SELECT DISTINCT name FROM roles WHERE chat_id = ? ORDER BY name"
 SET_ROLE = "INSERT INTO roles (chat_id, user_id, name) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET name = excluded.name"
 CLEAR_ROLE = "DELETE FROM roles WHERE chat_id = ? AND user_id = ?"
 DELETE_PARTS = "DELETE FROM parts WHERE chat_id = ?"
@@ -122,7 +121,6 @@ DROP_NEWEST_PART = """
 SELECT_PARTS = """
     SELECT seq, start, text, kind, author_id, author_name, undone FROM parts WHERE chat_id = ? ORDER BY seq"""
 SET_UNDONE = "UPDATE parts SET undone = ? WHERE chat_id = ? AND seq = ?"
-SET_STORY_TEXT = "UPDATE stories SET text = ?, last_part_start = ? WHERE chat_id = ? AND version = ? RETURNING version"
 
 
 class StoreError(Exception):
@@ -210,9 +208,9 @@ class Store:
                     rows = await self.db.execute_fetchall(sql, params)
                     if i == 0:
                         first = rows
-                    if guarded and not first:
-                        await self.db.rollback()
-                        return []
+                        if guarded and not rows:
+                            await self.db.rollback()
+                            return []
                 await self.db.commit()
             except BaseException:
                 await self.db.rollback()
@@ -305,12 +303,12 @@ class Store:
                          undone: bool) -> bool:
         """/undo (undone) or /redo of part `seq`, with the story's text as it then reads; False if the
         story is no longer `version` (nothing written)."""
-        rows = await self._transaction([(SET_STORY_TEXT, (text, last_part_start, chat_id, version)),
+        rows = await self._transaction([(SAVE_STORY, (text, last_part_start, chat_id, version)),
                                         (SET_UNDONE, (int(undone), chat_id, seq))], guarded=True)
         return bool(rows)
 
     async def reset_story(self, chat_id: int) -> None:
-        await self._transaction([(RESET_STORY, (chat_id,)), (RESET_PARTS, (chat_id,))])
+        await self._transaction([(RESET_STORY, (chat_id,)), (DELETE_PARTS, (chat_id,))])
 
     async def move_chat(self, old: int, new: int) -> None:
         """Settings and story of chat `old` now belong to `new` (a group upgraded to a supergroup).
@@ -328,7 +326,7 @@ class Store:
         """Every character someone plays in this chat."""
         async with self.lock:
             rows = await self.db.execute_fetchall(SELECT_ROLES, (chat_id,))
-        return sorted({r[0] for r in rows})
+        return [r[0] for r in rows]
 
     async def set_role(self, chat_id: int, user_id: int, name: str | None) -> None:
         """Play `name` in this chat (None: play no one)."""

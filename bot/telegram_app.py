@@ -36,15 +36,7 @@ from bot.frontend import answering, dispatch, stream
 from bot.limits import USER
 from bot.part_tasks import PartTasks
 from bot.resources import open_resources
-from bot.telegram_send import (  # noqa: F401  (StreamingReply, never_sent: used from here by tests)
-    CALL_ATTEMPTS,
-    StreamingReply,
-    TelegramOutput,
-    call_telegram,
-    cause,
-    never_sent,
-    topic_of,
-)
+from bot.telegram_send import CALL_ATTEMPTS, TelegramOutput, call_telegram, cause, topic_of
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 5.0  # seconds from SIGTERM to exit, whatever is still in flight
