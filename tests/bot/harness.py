@@ -85,6 +85,12 @@ class BotProcess:
         return self.log_path.read_text(errors="replace")
 
 
+def joined(before: str, line: str) -> str:
+    """`before` with a person's `line` after it as the bot joins it: a paragraph of its own (a newline and two
+    ideographic spaces; after a text that ends with a newline, the spaces alone)."""
+    return before + ("\u3000\u3000" if before.endswith("\n") else "\n\u3000\u3000") + line
+
+
 def reply_after(fake: FakeTelegram, chat_id: int, text: str, **kw) -> Sent:
     """Send a command; return the bot's first message after it."""
     before = len(fake.chat(chat_id))

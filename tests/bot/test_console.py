@@ -9,6 +9,7 @@ import threading
 import time
 
 from bot import texts
+from tests.bot.harness import joined
 from tests.conftest import ROOT
 
 BUTTONS = f"[{texts.BUTTON_CONTINUE}: /continue  {texts.BUTTON_REWRITE}: /rewrite]"
@@ -147,5 +148,5 @@ def test_a_line_of_ones_own_joins_the_console_story(tiny_model_dir, tmp_path):
     first = console.say("/write 段誉", BUTTONS)[: -len(BUTTONS) - 2]
     after = console.say("段誉拔剑而起", BUTTONS)[: -len(BUTTONS) - 2]
     assert len(after) == 50  # the bot's part after the line (the line itself was typed, not echoed)
-    assert console.say("/story", after).startswith(first + "\n\u3000\u3000段誉拔剑而起" + after)
+    assert console.say("/story", after).startswith(joined(first, "段誉拔剑而起") + after)
     assert console.quit() == 0

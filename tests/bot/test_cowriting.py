@@ -1,9 +1,7 @@
 """Stories told with people, end to end through the fake Bot API: a person's own lines join the story."""
 
 from bot import texts
-from tests.bot.harness import finished_part, reply_after
-
-PARAGRAPH = "\n\u3000\u3000"
+from tests.bot.harness import finished_part, joined, reply_after
 
 
 def test_a_plain_line_in_a_private_chat_joins_the_story_and_the_bot_goes_on(fake, start_bot):
@@ -14,7 +12,7 @@ def test_a_plain_line_in_a_private_chat_joins_the_story_and_the_bot_goes_on(fake
     after = finished_part(fake, 51, "乔峰突然拔出刀来")
     assert len(after.text) == 50
     story = reply_after(fake, 51, "/story").document.decode("utf-8")
-    assert story == opening.text + PARAGRAPH + "乔峰突然拔出刀来" + after.text
+    assert story == joined(opening.text, "乔峰突然拔出刀来") + after.text
     assert reply_after(fake, 51, "😀😀").text == texts.ADD_UNREADABLE
     assert reply_after(fake, 51, "/story").document.decode("utf-8") == story  # refused: nothing changed
 
@@ -28,8 +26,7 @@ def test_in_a_group_replies_to_the_bot_and_add_join_other_chatter_does_not(fake,
     second = finished_part(fake, -52, "/add 黄蓉笑道：“靖哥哥。”", user_id=2, **group)
     third = finished_part(fake, -52, "郭靖点了点头", user_id=3, reply_to=second.message_id, **group)
     story = reply_after(fake, -52, "/story", user_id=1, **group).document.decode("utf-8")
-    assert story == (first.text + PARAGRAPH + "黄蓉笑道：“靖哥哥。”" + second.text
-                     + PARAGRAPH + "郭靖点了点头" + third.text)
+    assert story == joined(joined(first.text, "黄蓉笑道：“靖哥哥。”") + second.text, "郭靖点了点头") + third.text
     assert reply_after(fake, -52, "/add", user_id=3, **group).text == texts.ADD_USAGE
 
 
@@ -40,12 +37,12 @@ def test_undo_redo_and_who_wrote_what_survive_a_restart(fake, start_bot):
     mine = finished_part(fake, 53, "段誉拔剑而起")
     assert reply_after(fake, 53, "/undo").text == texts.undone(texts.AUTHOR_BOT, 50)
     story = reply_after(fake, 53, "/story").document.decode("utf-8")
-    assert story == first.text + PARAGRAPH + "段誉拔剑而起"
+    assert story == joined(first.text, "段誉拔剑而起")
     bot.stop()
     start_bot(fake, log="2.log")  # a restart keeps the whole history, undo included
     assert reply_after(fake, 53, "/redo").text == texts.redone(texts.AUTHOR_BOT, 50)
     story = reply_after(fake, 53, "/story").document.decode("utf-8")
-    assert story == first.text + PARAGRAPH + "段誉拔剑而起" + mine.text
+    assert story == joined(first.text, "段誉拔剑而起") + mine.text
     assert reply_after(fake, 53, "/redo").text == texts.NOTHING_TO_REDO
     who = reply_after(fake, 53, "/story who").document.decode("utf-8").split("\n\n")
     assert who[0] == "【1】user53（开头）\n段誉" and who[2] == "【3】user53（自己写的一句）\n段誉拔剑而起"
@@ -67,8 +64,7 @@ def test_play_a_character_with_say_and_do(fake, start_bot):
     did = finished_part(fake, 54, "/do 拔剑")
     assert reply_after(fake, 54, "/do").text == texts.DO_USAGE
     story = reply_after(fake, 54, "/story").document.decode("utf-8")
-    assert story == (first.text + PARAGRAPH + "段誉道：“阿朱，出掌。”" + spoke.text
-                     + PARAGRAPH + "段誉拔剑。" + did.text)
+    assert story == joined(joined(first.text, "段誉道：“阿朱，出掌。”") + spoke.text, "段誉拔剑。") + did.text
     who = reply_after(fake, 54, "/story who").document.decode("utf-8")
     assert "【3】user54（说的话）\n段誉道：“阿朱，出掌。”" in who and "【5】user54（动作）\n段誉拔剑。" in who
     assert reply_after(fake, 54, "/role off").text == texts.ROLE_OFF
