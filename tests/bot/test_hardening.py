@@ -10,7 +10,7 @@ import time
 import pytest
 
 from bot import texts
-from bot.store import MIGRATIONS
+from bot.schema import MIGRATIONS
 from tests.bot.fake_telegram import TOKEN, FakeTelegram
 from tests.bot.harness import BotProcess, finished_part, reply_after
 

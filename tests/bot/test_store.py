@@ -5,7 +5,8 @@ import sqlite3
 
 import pytest
 
-from bot.store import DEFAULT_LENGTH, DEFAULT_TEMPERATURE, LOCK_WAIT, MIGRATIONS, Store, StoreError
+from bot.schema import MIGRATIONS
+from bot.store import DEFAULT_LENGTH, DEFAULT_TEMPERATURE, LOCK_WAIT, Store, StoreError
 
 
 def test_settings_and_stories_persist_across_reopen(tmp_path):
