@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bot.choices import CHOICE_SECONDS
 from bot.engine import MAX_RESIDENT_CHATS
 from bot.limits import LimitConfig
 from bot.logs import LOG_LEVELS
@@ -45,6 +46,7 @@ class BotConfig:
     timeout: float = 30.0  # TELEGRAM_TIMEOUT, seconds to wait for one Bot API answer
     messages_per_second: int = 30  # TELEGRAM_MESSAGES_PER_SECOND, sends and edits in all chats together
     group_messages_per_minute: int = 20  # TELEGRAM_GROUP_MESSAGES_PER_MINUTE, sends and edits into one group
+    choice_seconds: int = CHOICE_SECONDS  # CHOICE_SECONDS, how long a group's vote on the next beat stays open
     limits: LimitConfig = field(default_factory=LimitConfig)  # RATE_* and CHARS_* variables
 
     def secrets(self) -> list[str]:
@@ -122,7 +124,7 @@ def load_config(env: dict[str, str] | None = None, dotenv: Path = Path(".env"), 
         except ValueError:
             raise ConfigError("ALLOWED_USER_IDS must be numeric Telegram user ids separated by commas") from None
     numbers = [("PROMPT_LIMIT", cfg, "prompt_limit"), ("MAX_BATCH", cfg, "max_batch"), ("MAX_JOBS", cfg, "max_jobs"),
-               ("MAX_RESIDENT_CHATS", cfg, "max_resident_chats"),
+               ("MAX_RESIDENT_CHATS", cfg, "max_resident_chats"), ("CHOICE_SECONDS", cfg, "choice_seconds"),
                ("TELEGRAM_MESSAGES_PER_SECOND", cfg, "messages_per_second"),
                ("TELEGRAM_GROUP_MESSAGES_PER_MINUTE", cfg, "group_messages_per_minute"),
                ("RATE_USER_PER_MIN", cfg.limits, "user_requests_per_minute"),

@@ -3,8 +3,9 @@
     python -m bot --console
 
 Lines from stdin, replies on stdout; the same story engine, database and command handling
-as the Telegram bot (bot.frontend; chat id 0). /rewrite stands in for the 重写 button; a line
-that is not a command joins the story as the person's own (as /add).
+as the Telegram bot (bot.frontend; chat id 0). /rewrite stands in for the 重写 button, and
+1 / 2 / 3 for the ① ② ③ of /choices; a line that is not a command joins the story as the
+person's own (as /add).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ BUTTONS = f"[{texts.BUTTON_CONTINUE}: /continue  {texts.BUTTON_REWRITE}: /rewrit
 
 class ConsoleOutput:
     """Lines on stdout; a part is printed as it grows, then the buttons' stand-ins."""
+
+    votes = False  # one person: a choice is decided by typing its number
+    thread_id = None
 
     def __init__(self, stdout):
         self.stdout = stdout
@@ -54,7 +58,9 @@ class ConsolePart:
     async def finish(self, text: str, part: Part) -> None:
         await self.update(text)
         self.out.write("")
-        self.out.write(BUTTONS)
+        self.out.write(BUTTONS if not part.choices else
+                       BUTTONS[:-1] + "  " + texts.CONSOLE_CHOOSE.format(numbers=" / ".join(
+                           str(i + 1) for i in range(len(part.choices)))) + "]")
         self.out.last_part = part
 
 
@@ -73,6 +79,12 @@ async def run_console(config: BotConfig, model, stdin=None, stdout=None, lock_fd
             line = line.strip()
             if not line:
                 continue
+            chosen = typed_choice(line, out.last_part)
+            if chosen is not None:  # 1 / 2 / 3 after a part with choices: that beat joins the story
+                part = out.last_part
+                await dispatch(engine, CONSOLE_CHAT, CONSOLE_CHAT, "choose", f"{part.version} {part.end} {chosen}",
+                               out, texts.CONSOLE_NAME)
+                continue
             if not line.startswith("/") and line.lower() not in ("quit", "exit"):  # one's own line joins the story
                 await dispatch(engine, CONSOLE_CHAT, CONSOLE_CHAT, "add", line, out, texts.CONSOLE_NAME)
                 continue
@@ -90,3 +102,10 @@ async def run_console(config: BotConfig, model, stdin=None, stdout=None, lock_fd
             await dispatch(engine, CONSOLE_CHAT, CONSOLE_CHAT, command, arg, out, texts.CONSOLE_NAME)
     finally:
         await res["close"]()
+
+
+def typed_choice(line: str, part: Part | None) -> int | None:
+    """The option a typed "1", "2" or "3" picks after a part offered choices (0: the first), else None."""
+    if part is None or not part.choices or not line.isdigit() or not 1 <= int(line) <= len(part.choices):
+        return None
+    return int(line) - 1

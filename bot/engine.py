@@ -104,6 +104,16 @@ class StoryEngine:
         await save(chat_id, value)
         return done.format(value=value)
 
+    async def choices(self, chat_id: int, raw: str | None) -> str:
+        """/choices: show whether three next beats are offered after each part, or turn it on or off."""
+        word = (raw or "").strip().lower()
+        if not word:
+            return texts.choices_shown((await self.store.settings(chat_id)).choices)
+        if word not in ("on", "off"):
+            return texts.CHOICES_INVALID.format(raw=raw.strip())  # the setting stays as it was
+        await self.store.set_choices(chat_id, word == "on")
+        return texts.choices_set(word == "on")
+
     async def role(self, chat_id: int, user_id: int, raw: str | None) -> str:
         """/role: show the character this person plays here, set one (a name), or none ("off")."""
         name = (raw or "").strip()
@@ -171,10 +181,7 @@ class StoryEngine:
     def write(self, chat_id: int, prompt: str | None, user_id: int | None = None,
               user_name: str | None = None) -> "PartContext":
         """Start a new story from `prompt` (use as `async with engine.write(...) as part`)."""
-        prompt = (prompt or "").strip()
-        notice = ""
-        if len(prompt) > self.prompt_limit:
-            prompt, notice = prompt[-self.prompt_limit:], texts.PROMPT_CUT.format(limit=self.prompt_limit)
+        prompt, notice = self.cut_prompt(prompt)
 
         async def prepare(s: ChatSession, settings) -> Opening:
             if not prompt:
@@ -186,44 +193,67 @@ class StoryEngine:
                            new_story=(prompt, book), replaces=old.version if old else 0,
                            parts=[NewPart(0, prompt, "prompt", user_id, user_name)])
 
-        return self._part(chat_id, prepare, notice, user_id)
+        return self.part(chat_id, prepare, notice, user_id)
 
     def join(self, chat_id: int, line: str | None, user_id: int | None = None,
              user_name: str | None = None, kind: str = "text") -> "PartContext":
         """A person's own line joins the story as a paragraph of its own, read into the chat's state, and the
         bot goes on from it with one part; with no story yet, the line starts one (as /write does).
         kind "say" / "do": the line is what the person's character says or does (/say, /do)."""
-        line = (line or "").strip()
-        usage = {"say": texts.SAY_USAGE, "do": texts.DO_USAGE}.get(kind, texts.ADD_USAGE)
-        notice = ""
-        if len(line) > self.prompt_limit:
-            line, notice = line[-self.prompt_limit:], texts.PROMPT_CUT.format(limit=self.prompt_limit)
-        write = self.write(chat_id, line, user_id, user_name)
+        line, notice = self.cut_prompt(line)
 
         async def prepare(s: ChatSession, settings) -> Opening:
-            nonlocal line
-            role = None
-            if kind in ("say", "do"):
-                role = await self.store.role(chat_id, user_id if user_id is not None else chat_id)
-                if role is None:
-                    raise UserError(texts.ROLE_NEEDED)
-            if not line:
-                raise UserError(usage)
-            if not any(c in self.known for c in line):
-                raise UserError(texts.ADD_UNREADABLE)  # only emoji, Latin letters …: the model would read [UNK]s
-            if role is not None:
-                line = (roles.say if kind == "say" else roles.act)(role, line)
-            story = await self.store.story(chat_id)
-            if story is None or not story.text:
-                return await write.prepare(s, settings)
-            joined = paragraph(story.text, line)
-            if len(story.text) + len(joined) + settings.length > self.story_limit:
-                raise UserError(texts.STORY_FULL.format(limit=self.story_limit))
-            read, states, said = self._resume_point(s, story)
-            return Opening(story.version, story.text + joined, read + joined, states, len(story.text) + len(joined),
-                           notice=said, parts=[NewPart(len(story.text), joined, kind, user_id, user_name)])
+            text = await self.line_for(chat_id, line, user_id, kind)
+            return await self.opening_with(s, settings, chat_id, [NewPart(0, text, kind, user_id, user_name)])
 
-        return self._part(chat_id, prepare, notice, user_id)
+        return self.part(chat_id, prepare, notice, user_id)
+
+    def cut_prompt(self, text: str | None) -> tuple[str, str]:
+        """(the text stripped, its last prompt_limit characters if longer, and a notice that says so, else "")."""
+        text = (text or "").strip()
+        if len(text) > self.prompt_limit:
+            return text[-self.prompt_limit:], texts.PROMPT_CUT.format(limit=self.prompt_limit)
+        return text, ""
+
+    async def line_for(self, chat_id: int, line: str, user_id: int | None, kind: str) -> str:
+        """A person's line as it joins the story (for /say and /do, in their character's form), or UserError
+        saying why it cannot: empty, nothing the model reads, no character set."""
+        role = None
+        if kind in ("say", "do"):
+            role = await self.store.role(chat_id, user_id if user_id is not None else chat_id)
+            if role is None:
+                raise UserError(texts.ROLE_NEEDED)
+        if not line:
+            raise UserError({"say": texts.SAY_USAGE, "do": texts.DO_USAGE}.get(kind, texts.ADD_USAGE))
+        if not any(c in self.known for c in line):
+            raise UserError(texts.ADD_UNREADABLE)  # only emoji, Latin letters …: the model would read [UNK]s
+        if role is not None:
+            line = (roles.say if kind == "say" else roles.act)(role, line)
+        return line
+
+    async def opening_with(self, s: ChatSession, settings, chat_id: int, lines: list[NewPart],
+                           waited: int | None = None) -> Opening:
+        """Where the bot goes on once people's `lines` (each a paragraph of its own; their starts are set
+        here) join the story; with no story yet, they start one (as /write does)."""
+        story = await self.store.story(chat_id)
+        before = story.text if story else ""
+        added = ""
+        for line in lines:
+            line.text = paragraph(before + added, line.text) if before + added else line.text
+            line.start = len(before) + len(added)
+            added += line.text
+        if not before:  # no story: the lines are its opening
+            book = self.book_for(settings.book, added)
+            picked = texts.book_picked(book) if book and settings.book == texts.BOOK_AUTO else ""
+            lines[0].kind = "prompt" if lines[0].kind == "text" else lines[0].kind
+            return Opening(0, added, added, self.start_state(book), len(added), header=added, notice=picked,
+                           new_story=(added, book), replaces=story.version if story else 0, parts=lines,
+                           waited=waited)
+        if len(before) + len(added) + settings.length > self.story_limit:
+            raise UserError(texts.STORY_FULL.format(limit=self.story_limit))
+        read, states, said = self.resume_point(s, story)
+        return Opening(story.version, before + added, read + added, states, len(before) + len(added), notice=said,
+                       parts=lines, waited=waited)
 
     def continue_story(self, chat_id: int, version: int | None = None, user_id: int | None = None) -> "PartContext":
         """Extend the chat's story from its state (version: the button's, if pressed)."""
@@ -235,10 +265,10 @@ class StoryEngine:
                 raise UserError(texts.NO_STORY)
             if len(story.text) + settings.length > self.story_limit:
                 raise UserError(texts.STORY_FULL.format(limit=self.story_limit))
-            read, states, notice = self._resume_point(s, story)
+            read, states, notice = self.resume_point(s, story)
             return Opening(story.version, story.text, read, states, len(story.text), notice=notice)
 
-        return self._part(chat_id, prepare, "", user_id)
+        return self.part(chat_id, prepare, "", user_id)
 
     def rewrite(self, chat_id: int, version: int, start: int, user_id: int | None = None) -> "PartContext":
         """Generate the newest part again, from the state before it."""
@@ -255,9 +285,9 @@ class StoryEngine:
                 read, states, notice = self._state_at(s, story, start)
             return Opening(story.version, before, read, states, start, notice=notice, rewrite=True)
 
-        return self._part(chat_id, prepare, "", user_id)
+        return self.part(chat_id, prepare, "", user_id)
 
-    def _resume_point(self, s: ChatSession, story) -> tuple[str, np.ndarray, str]:
+    def resume_point(self, s: ChatSession, story) -> tuple[str, np.ndarray, str]:
         """(text to read, state before it, a notice for the chat) to go on from the story's end."""
         if s.version == story.version and s.states is not None:
             return "", s.states, ""
@@ -281,7 +311,7 @@ class StoryEngine:
         told, s.novel_explained = s.novel_explained == story.version, story.version
         return self.start_state(None), "" if told else texts.novel_gone(story.book)
 
-    def _part(self, chat_id: int, prepare, notice: str, user_id: int | None) -> "PartContext":
+    def part(self, chat_id: int, prepare, notice: str, user_id: int | None) -> "PartContext":
         return PartContext(self, chat_id, self.session(chat_id), prepare, notice,
                            chat_id if user_id is None else user_id)
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Protocol
 
-from bot import history, texts
+from bot import choices, history, texts
 from bot.engine import StoryEngine, report_failure
 from bot.part import Part, PartContext, UserError
 from bot.scheduler import Stopped
@@ -31,6 +31,9 @@ class PartView(Protocol):
 class Output(Protocol):
     """How a front end shows things in one chat."""
 
+    votes: bool  # choices here are a group's vote (else a press decides)
+    thread_id: int | None  # the forum topic it shows things in (None: none)
+
     async def say(self, text: str) -> None: ...
 
     def part_view(self) -> PartView: ...
@@ -39,12 +42,13 @@ class Output(Protocol):
 
 
 # Setting commands and the engine method that shows, sets or refuses each.
-SETTINGS = {"temp": "temperature", "len": "length", "book": "book"}
+SETTINGS = {"temp": "temperature", "len": "length", "book": "book", "choices": "choices"}
 
 
 async def stream(opening: PartContext, out: Output) -> Part | None:
-    """Run one generation (engine.write, continue_story or rewrite) and show it as it grows; the part
-    once it is saved, or None when it was refused or abandoned (the chat is told why)."""
+    """Run one generation (engine.write, continue_story, rewrite, join or choices.choose) and show it as it
+    grows; the part once it is saved, or None when it was refused or abandoned (the chat is told why).
+    With /choices on, the next beats are offered under it."""
     try:
         async with opening as part:
             if part.notice:
@@ -53,7 +57,10 @@ async def stream(opening: PartContext, out: Output) -> Part | None:
             async for _ in part.pieces():
                 await view.update(part.header + part.text)
         # The story is saved and the chat free again before what comes next is offered.
-        await view.finish(part.header + part.text, part)
+        part.choices = await choices.offer(opening.engine, opening.chat_id, part, opening.user_id, out.votes,
+                                           out.thread_id)
+        await view.finish(part.header + part.text + texts.options_block([choices.shown(c) for c in part.choices]),
+                          part)
         if part.turn:  # it stopped before a character someone plays: their turn
             await out.say(texts.your_turn(part.turn))
         return part
@@ -72,17 +79,20 @@ async def dispatch(engine: StoryEngine, chat_id: int, user_id: int, command: str
     await answering(engine, out, _answer(engine, chat_id, user_id, command, arg, out, user_name))
 
 
-async def answering(engine: StoryEngine, out: Output, action: Awaitable) -> None:
-    """Await what answers a request; a failure is logged and told as report_failure says (the
-    disk-full line, "数据库正忙…", or an apology), and the front end goes on."""
+async def answering(engine: StoryEngine, out: Output, action: Awaitable):
+    """Await what answers a request and return its result; a failure is logged and told as report_failure
+    says (the disk-full line, "数据库正忙…", or an apology), None is returned, and the front end goes on."""
     try:
-        await action
+        return await action
+    except UserError:  # a refusal is the caller's to tell
+        raise
     except Exception as e:  # noqa: BLE001  (a full disk, a failed round: tell the user, go on)
         reply = report_failure(e, engine.store.path)
         try:
             await out.say(reply)
         except Exception:  # noqa: BLE001  (the apology is best effort)
             log.warning("could not send the apology")
+    return None
 
 
 async def _answer(engine: StoryEngine, chat_id: int, user_id: int, command: str, arg: str, out: Output,
@@ -97,6 +107,9 @@ async def _answer(engine: StoryEngine, chat_id: int, user_id: int, command: str,
         await stream(engine.join(chat_id, arg, user_id, user_name), out)
     elif command in ("say", "do"):  # the person's character speaks or acts
         await stream(engine.join(chat_id, arg, user_id, user_name, kind=command), out)
+    elif command == "choose":  # the console's 1 / 2 / 3: arg is "version at option"
+        version, at, option = (int(n) for n in arg.split())
+        await stream(choices.choose(engine, chat_id, version, at, option, user_id, user_name), out)
     elif command == "role":
         await out.say(await engine.role(chat_id, user_id, arg))
     elif command in ("undo", "redo"):

@@ -70,6 +70,7 @@ class Opening:
     replaces: int = 0  # for a new story: the version of the story it replaces (0: none)
     parts: list = field(default_factory=list)  # NewPart: what people wrote, stored before the bot's part
     rewrite: bool = False  # the bot's part replaces the newest one (重写)
+    waited: int | None = None  # the last of the chat's waiting lines it joins (bot.turns)
 
 
 @dataclass
@@ -85,6 +86,12 @@ class Part:
     text: str = ""  # generated so far
     roles: list[str] = field(default_factory=list)  # characters people play here: the bot never speaks for them
     turn: str | None = None  # the role whose line the part stopped before (their turn), if it did
+    choices: list[str] = field(default_factory=list)  # next beats offered after it (/choices), ① first
+
+    @property
+    def end(self) -> int:
+        """Where the story ends once this part is in it."""
+        return self.start + len(self.text)
 
     async def pieces(self):
         async for piece in self._run:
@@ -163,11 +170,13 @@ class PartContext:
             added = opening.parts + [NewPart(opening.start, part.text, "bot")]
             if opening.new_story:  # only a new story's whole first part replaces the old story
                 version = await self.engine.store.start_story(self.chat_id, *opening.new_story, part=part.text,
-                                                              replaces=opening.replaces, parts=added)
+                                                              replaces=opening.replaces, parts=added,
+                                                              waited=opening.waited)
                 saved = version is not None
             else:
                 saved = await self.engine.store.save_story(self.chat_id, opening.version, story_text, opening.start,
-                                                           parts=added, rewrite=opening.rewrite)
+                                                           parts=added, rewrite=opening.rewrite,
+                                                           waited=opening.waited)
             if not saved:  # the stored story is no longer this one (a /reset, or another process): keep theirs
                 session.states = None
                 raise UserError(texts.STORY_CHANGED)

@@ -49,13 +49,44 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (chat_id, user_id)
     );
     """,
+    # 5: the next beats offered after a part (/choices), the votes on them in a group, and lines that wait
+    # their turn while the bot writes in a group
+    """
+    ALTER TABLE settings ADD COLUMN choices INTEGER NOT NULL DEFAULT 0;  -- 1: offer three next beats
+    CREATE TABLE choices (
+        chat_id INTEGER PRIMARY KEY,            -- one open choice per chat: a newer offer replaces it
+        version INTEGER NOT NULL,               -- the story version and length it goes on from: once
+        at      INTEGER NOT NULL,               --   the story has moved on, it is closed
+        options TEXT    NOT NULL,               -- JSON list of the beats, ① first
+        vote    INTEGER NOT NULL,               -- 1: a group votes on it; 0: a press decides
+        opened  REAL    NOT NULL,               -- when it was offered (Unix seconds): a vote closes CHOICE_SECONDS on
+        thread_id INTEGER                       -- the forum topic it was offered in, if any
+    );
+    CREATE TABLE votes (
+        chat_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        option  INTEGER NOT NULL,               -- 0: ①
+        PRIMARY KEY (chat_id, user_id)
+    );
+    CREATE TABLE waiting (
+        chat_id     INTEGER NOT NULL,
+        seq         INTEGER NOT NULL,           -- arrival order
+        kind        TEXT    NOT NULL,           -- text, say, do
+        text        TEXT    NOT NULL,           -- the line as it joins the story (a role's form applied)
+        author_id   INTEGER,
+        author_name TEXT,
+        message_id  INTEGER,                    -- the message it came in (the bot's reply quotes it)
+        thread_id   INTEGER,                    -- its forum topic, if any
+        PRIMARY KEY (chat_id, seq)
+    );
+    """,
 ]
 
 CREATE_MIGRATIONS = """
     CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"""
 SELECT_SCHEMA_VERSION = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version, applied_at) VALUES (?, datetime('now'))"
-SELECT_SETTINGS = "SELECT temperature, length, book FROM settings WHERE chat_id = ?"
+SELECT_SETTINGS = "SELECT temperature, length, book, choices FROM settings WHERE chat_id = ?"
 UPSERT_TEMPERATURE = """
     INSERT INTO settings (chat_id, temperature, length) VALUES (?, ?, ?)
     ON CONFLICT(chat_id) DO UPDATE SET temperature = excluded.temperature"""
@@ -65,6 +96,9 @@ UPSERT_LENGTH = """
 UPSERT_BOOK = """
     INSERT INTO settings (chat_id, temperature, length, book) VALUES (?, ?, ?, ?)
     ON CONFLICT(chat_id) DO UPDATE SET book = excluded.book"""
+UPSERT_CHOICES = """
+    INSERT INTO settings (chat_id, temperature, length, choices) VALUES (?, ?, ?, ?)
+    ON CONFLICT(chat_id) DO UPDATE SET choices = excluded.choices"""
 SELECT_STORY = "SELECT version, text, last_part_start, book FROM stories WHERE chat_id = ?"
 # A new story replaces the chat's (version :replaces, 0 for none): if that changed meanwhile, nothing is written.
 START_STORY = """
@@ -77,8 +111,8 @@ SAVE_STORY = "UPDATE stories SET text = ?, last_part_start = ? WHERE chat_id = ?
 RESET_STORY = "UPDATE stories SET version = version + 1, text = '', last_part_start = 0 WHERE chat_id = ?"
 # A group that became a supergroup has a new chat id: its rows move there (replacing any), in one transaction.
 MOVE_SETTINGS = """
-    INSERT OR REPLACE INTO settings (chat_id, temperature, length, book)
-    SELECT ?, temperature, length, book FROM settings WHERE chat_id = ?"""
+    INSERT OR REPLACE INTO settings (chat_id, temperature, length, book, choices)
+    SELECT ?, temperature, length, book, choices FROM settings WHERE chat_id = ?"""
 MOVE_STORY = """
     INSERT OR REPLACE INTO stories (chat_id, version, text, last_part_start, book)
     SELECT ?, version, text, last_part_start, book FROM stories WHERE chat_id = ?"""
@@ -102,3 +136,34 @@ DROP_NEWEST_PART = """
 SELECT_PARTS = """
     SELECT seq, start, text, kind, author_id, author_name, undone FROM parts WHERE chat_id = ? ORDER BY seq"""
 SET_UNDONE = "UPDATE parts SET undone = ? WHERE chat_id = ? AND seq = ?"
+
+# A choice: one per chat; any part saved (or a reset) closes it, in the transaction that saves the part.
+OPEN_CHOICE = """
+    INSERT OR REPLACE INTO choices (chat_id, version, at, options, vote, opened, thread_id)
+    VALUES (?, ?, ?, ?, ?, ?, ?)"""
+SELECT_CHOICE = "SELECT version, at, options, vote, opened, thread_id FROM choices WHERE chat_id = ?"
+SELECT_VOTES = "SELECT user_id, option FROM votes WHERE chat_id = ? ORDER BY user_id"
+CAST_VOTE = """
+    INSERT INTO votes (chat_id, user_id, option) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM choices WHERE chat_id = ?)
+    ON CONFLICT DO UPDATE SET option = excluded.option"""
+DELETE_CHOICE = "DELETE FROM choices WHERE chat_id = ?"
+DELETE_VOTES = "DELETE FROM votes WHERE chat_id = ?"
+# Group choices past their time with a vote cast: the bot decides them (also those open at a restart).
+DUE_CHOICES = """
+    SELECT chat_id FROM choices WHERE vote = 1 AND opened <= ?
+    AND EXISTS (SELECT 1 FROM votes WHERE votes.chat_id = choices.chat_id) ORDER BY opened"""
+MOVE_CHOICE = "UPDATE OR REPLACE choices SET chat_id = ? WHERE chat_id = ?"
+MOVE_VOTES = "UPDATE OR REPLACE votes SET chat_id = ? WHERE chat_id = ?"
+# A line waits its turn only while fewer than :most wait in the chat.
+ADD_WAITING = """
+    INSERT INTO waiting (chat_id, seq, kind, text, author_id, author_name, message_id, thread_id)
+    SELECT :chat, (SELECT COALESCE(MAX(seq), 0) + 1 FROM waiting WHERE chat_id = :chat), :kind, :text, :author_id,
+           :author_name, :message_id, :thread_id
+    WHERE (SELECT COUNT(*) FROM waiting WHERE chat_id = :chat) < :most
+    RETURNING seq"""
+SELECT_WAITING = """
+    SELECT seq, kind, text, author_id, author_name, message_id, thread_id FROM waiting WHERE chat_id = ? ORDER BY seq"""
+DELETE_WAITING = "DELETE FROM waiting WHERE chat_id = ? AND seq <= ?"  # joined: those up to the last one read
+CLEAR_WAITING = "DELETE FROM waiting WHERE chat_id = ?"
+CHATS_WAITING = "SELECT DISTINCT chat_id FROM waiting ORDER BY chat_id"
+MOVE_WAITING = "UPDATE OR REPLACE waiting SET chat_id = ? WHERE chat_id = ?"

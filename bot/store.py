@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import os
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiosqlite
@@ -35,6 +36,7 @@ class Settings:
     temperature: float = DEFAULT_TEMPERATURE
     length: int = DEFAULT_LENGTH
     book: str = DEFAULT_BOOK  # "auto" or a novel's name
+    choices: bool = False  # offer three next beats after each part (/choices)
 
 
 @dataclass
@@ -61,6 +63,32 @@ class NewPart:
     def row(self, chat_id: int) -> dict:
         return {"chat": chat_id, "start": self.start, "text": self.text, "kind": self.kind,
                 "author_id": self.author_id, "author_name": self.author_name}
+
+
+@dataclass
+class Choice:
+    """The beats offered after a part, while the story is still where they go on from."""
+
+    version: int  # the story's version and length then
+    at: int
+    options: list[str]
+    vote: bool  # a group votes on it (else a press decides)
+    opened: float  # Unix seconds
+    thread_id: int | None = None  # the forum topic it was offered in
+    votes: dict[int, int] = field(default_factory=dict)  # user id -> option (0: ①)
+
+
+@dataclass
+class Waiting:
+    """A line that waits for the bot's part to end before it joins the story (a group's turn)."""
+
+    seq: int
+    kind: str  # text, say, do
+    text: str  # as it joins the story
+    author_id: int | None = None
+    author_name: str | None = None
+    message_id: int | None = None  # the message it came in
+    thread_id: int | None = None
 
 
 @dataclass
@@ -156,7 +184,7 @@ class Store:
 
     async def settings(self, chat_id: int) -> Settings:
         row = await self._fetchone(sql.SELECT_SETTINGS, (chat_id,))
-        return Settings(*row) if row else Settings()
+        return Settings(row[0], row[1], row[2], bool(row[3])) if row else Settings()
 
     async def set_temperature(self, chat_id: int, value: float) -> None:
         await self._write(sql.UPSERT_TEMPERATURE, (chat_id, value, DEFAULT_LENGTH))
@@ -167,34 +195,46 @@ class Store:
     async def set_book(self, chat_id: int, value: str) -> None:
         await self._write(sql.UPSERT_BOOK, (chat_id, DEFAULT_TEMPERATURE, DEFAULT_LENGTH, value))
 
+    async def set_choices(self, chat_id: int, on: bool) -> None:
+        await self._write(sql.UPSERT_CHOICES, (chat_id, DEFAULT_TEMPERATURE, DEFAULT_LENGTH, int(on)))
+
     async def story(self, chat_id: int) -> Story | None:
         row = await self._fetchone(sql.SELECT_STORY, (chat_id,))
         return Story(*row) if row else None
 
     async def start_story(self, chat_id: int, prompt: str, book: str | None = None, part: str = "",
-                          replaces: int | None = None, parts: list[NewPart] | None = None) -> int | None:
+                          replaces: int | None = None, parts: list[NewPart] | None = None,
+                          waited: int | None = None) -> int | None:
         """Replace the chat's story with a new one: the prompt and its first part, in `book`; its version.
         With `replaces` (the version it was seen at; 0: no story), None and nothing written if the
-        stored story is no longer that one. `parts`: who wrote what (default: the prompt, then the bot's part)."""
+        stored story is no longer that one. `parts`: who wrote what (default: the prompt, then the bot's part);
+        `waited`: the last of the chat's waiting lines it joined (they are no longer waiting)."""
         if parts is None:
             parts = [NewPart(0, prompt, "prompt")] + ([NewPart(len(prompt), part, "bot")] if part else [])
         rows = await self._transaction(
             [(sql.START_STORY, {"chat": chat_id, "text": prompt + part, "start": len(prompt), "book": book,
-                            "replaces": replaces}), (sql.DELETE_PARTS, (chat_id,))]
-            + [(sql.ADD_PART, p.row(chat_id)) for p in parts], guarded=True)
+                                "replaces": replaces}), (sql.DELETE_PARTS, (chat_id,))]
+            + [(sql.ADD_PART, p.row(chat_id)) for p in parts] + self._moved_on(chat_id, waited), guarded=True)
         return rows[0][0] if rows else None
 
     async def save_story(self, chat_id: int, version: int, text: str, last_part_start: int,
-                         parts: list[NewPart] | None = None, rewrite: bool = False) -> bool:
+                         parts: list[NewPart] | None = None, rewrite: bool = False, waited: int | None = None) -> bool:
         """Save a part's story; False (nothing written) if the stored story is no longer `version`. `parts`:
-        the parts it adds (what /undo had taken is then gone); `rewrite`: they replace the newest part."""
+        the parts it adds (what /undo had taken is then gone); `rewrite`: they replace the newest part;
+        `waited`: the last of the chat's waiting lines it joined. The chat's open choice closes."""
         parts = parts or []
         drop = [(sql.DROP_NEWEST_PART, (chat_id, chat_id))] if rewrite else []
         rows = await self._transaction(
             [(sql.SAVE_STORY, (text, last_part_start, chat_id, version))] + drop
-            + ([(sql.DELETE_UNDONE, (chat_id,))] if parts else []) + [(sql.ADD_PART, p.row(chat_id)) for p in parts],
-            guarded=True)
+            + ([(sql.DELETE_UNDONE, (chat_id,))] if parts else []) + [(sql.ADD_PART, p.row(chat_id)) for p in parts]
+            + self._moved_on(chat_id, waited), guarded=True)
         return bool(rows)
+
+    @staticmethod
+    def _moved_on(chat_id: int, waited: int | None) -> list[tuple[str, tuple]]:
+        """What saving a part also does: the chat's choice closes; the waiting lines it joined leave the queue."""
+        done = [(sql.DELETE_WAITING, (chat_id, waited))] if waited is not None else []
+        return [(sql.DELETE_CHOICE, (chat_id,)), (sql.DELETE_VOTES, (chat_id,))] + done
 
     async def parts(self, chat_id: int) -> list[StoredPart]:
         """The story's parts in order, those /undo took back included (undone)."""
@@ -207,11 +247,13 @@ class Store:
         """/undo (undone) or /redo of part `seq`, with the story's text as it then reads; False if the
         story is no longer `version` (nothing written)."""
         rows = await self._transaction([(sql.SAVE_STORY, (text, last_part_start, chat_id, version)),
-                                        (sql.SET_UNDONE, (int(undone), chat_id, seq))], guarded=True)
+                                        (sql.SET_UNDONE, (int(undone), chat_id, seq))] + self._moved_on(chat_id, None),
+                                       guarded=True)
         return bool(rows)
 
     async def reset_story(self, chat_id: int) -> None:
-        await self._transaction([(sql.RESET_STORY, (chat_id,)), (sql.DELETE_PARTS, (chat_id,))])
+        await self._transaction([(sql.RESET_STORY, (chat_id,)), (sql.DELETE_PARTS, (chat_id,)),
+                                 (sql.CLEAR_WAITING, (chat_id,))] + self._moved_on(chat_id, None))
 
     async def move_chat(self, old: int, new: int) -> None:
         """Settings and story of chat `old` now belong to `new` (a group upgraded to a supergroup).
@@ -219,7 +261,8 @@ class Store:
         await self._transaction([(sql.MOVE_SETTINGS, (new, old)), (sql.MOVE_STORY, (new, old)),
                                  (sql.DELETE_SETTINGS, (old,)), (sql.DELETE_STORY, (old,)),
                                  (sql.DELETE_PARTS, (new,)), (sql.MOVE_PARTS, (new, old)),
-                                 (sql.MOVE_ROLES, (new, old))])
+                                 (sql.MOVE_ROLES, (new, old)), (sql.MOVE_CHOICE, (new, old)),
+                                 (sql.MOVE_VOTES, (new, old)), (sql.MOVE_WAITING, (new, old))])
 
     async def role(self, chat_id: int, user_id: int) -> str | None:
         """The character `user_id` plays in this chat (None: none)."""
@@ -238,6 +281,54 @@ class Store:
             await self._write(sql.CLEAR_ROLE, (chat_id, user_id))
         else:
             await self._write(sql.SET_ROLE, (chat_id, user_id, name))
+
+    async def open_choice(self, chat_id: int, choice: Choice) -> None:
+        """Offer `choice` in the chat (replacing any choice before it, and its votes)."""
+        await self._transaction([(sql.DELETE_VOTES, (chat_id,)), (sql.OPEN_CHOICE, (
+            chat_id, choice.version, choice.at, json.dumps(choice.options, ensure_ascii=False), int(choice.vote),
+            choice.opened, choice.thread_id))])
+
+    async def choice(self, chat_id: int) -> Choice | None:
+        """The chat's open choice with its votes (None: none; it may belong to a story since moved on)."""
+        async with self.lock:
+            rows = await self.db.execute_fetchall(sql.SELECT_CHOICE, (chat_id,))
+            votes = await self.db.execute_fetchall(sql.SELECT_VOTES, (chat_id,)) if rows else []
+        if not rows:
+            return None
+        version, at, options, vote, opened, thread_id = rows[0]
+        return Choice(version, at, json.loads(options), bool(vote), opened, thread_id, dict(votes))
+
+    async def vote(self, chat_id: int, user_id: int, option: int) -> None:
+        """`user_id` votes for `option` of the chat's choice (a second vote moves theirs; no choice: nothing)."""
+        await self._write(sql.CAST_VOTE, (chat_id, user_id, option, chat_id))
+
+    async def due_choices(self, opened_before: float) -> list[int]:
+        """Chats whose group choice was offered before `opened_before` and has a vote: theirs to decide."""
+        async with self.lock:
+            rows = await self.db.execute_fetchall(sql.DUE_CHOICES, (opened_before,))
+        return [r[0] for r in rows]
+
+    async def add_waiting(self, chat_id: int, line: Waiting, most: int) -> int | None:
+        """Queue a line behind the part being written; its place (1: next), or None when `most` wait already."""
+        row = await self._write(sql.ADD_WAITING, {
+            "chat": chat_id, "kind": line.kind, "text": line.text, "author_id": line.author_id,
+            "author_name": line.author_name, "message_id": line.message_id, "thread_id": line.thread_id,
+            "most": most}, fetch=True)
+        if row is None:
+            return None
+        return sum(1 for w in await self.waiting(chat_id) if w.seq <= row[0])
+
+    async def waiting(self, chat_id: int) -> list[Waiting]:
+        """The lines waiting their turn in the chat, in arrival order."""
+        async with self.lock:
+            rows = await self.db.execute_fetchall(sql.SELECT_WAITING, (chat_id,))
+        return [Waiting(*r) for r in rows]
+
+    async def chats_waiting(self) -> list[int]:
+        """Chats with lines waiting (after a restart, their parts are written)."""
+        async with self.lock:
+            rows = await self.db.execute_fetchall(sql.CHATS_WAITING, ())
+        return [r[0] for r in rows]
 
 
 def private_folder(folder: Path) -> None:

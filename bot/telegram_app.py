@@ -15,7 +15,7 @@ import secrets
 import signal
 import time
 
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import BotCommand, Update
 from telegram.error import NetworkError, TelegramError
 from telegram.ext import (
     Application,
@@ -36,6 +36,14 @@ from bot.frontend import answering, dispatch, stream
 from bot.limits import USER
 from bot.part_tasks import PartTasks
 from bot.resources import open_resources
+from bot.telegram_parts import (
+    choice_clock,
+    choice_pressed,
+    part_output,
+    queue_line,
+    resume_turns,
+    start_part,
+)
 from bot.telegram_send import CALL_ATTEMPTS, TelegramOutput, call_telegram, cause, topic_of
 
 log = logging.getLogger(__name__)
@@ -44,22 +52,17 @@ REFUSALS_REMEMBERED = 10_000  # users whose last refusal is kept (to stay quiet 
 SENDER_POOL = 256  # connections of the Bot that streams parts (apart from the one that answers commands)
 # Commands whose answer is a part: streamed from a task of the bot's own.
 GENERATING = ("write", "continue", "add", "say", "do")
+LINES = {"add": "text", "say": "say", "do": "do"}  # commands whose line joins the story, and its kind
 
 COMMANDS = [
     ("write", "以一段开头写新故事"), ("continue", "接着往下写"), ("add", "把你的一句话加进故事，我接着写"),
     ("temp", "查看或设定温度"),
     ("len", "查看或设定每次写的字数"), ("book", "查看或选择写哪部小说"), ("story", "发送整个故事 (.txt)"),
-    ("role", "扮演一个角色"), ("say", "你的角色说一句话"), ("do", "你的角色做一件事"),
+    ("choices", "每段之后给三个下一步选 (on/off)"), ("role", "扮演一个角色"), ("say", "你的角色说一句话"),
+    ("do", "你的角色做一件事"),
     ("undo", "撤销最后一段"), ("redo", "恢复刚撤销的一段"), ("reset", "忘掉这个故事"),
     ("help", "用法"),
 ]
-def part_buttons(part) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[
-        InlineKeyboardButton(texts.BUTTON_CONTINUE, callback_data=f"c:{part.version}"),
-        InlineKeyboardButton(texts.BUTTON_REWRITE, callback_data=f"r:{part.version}:{part.start}"),
-    ]])
-
-
 def engine_of_app(app: Application) -> StoryEngine:
     return app.bot_data["engine"]
 
@@ -135,18 +138,6 @@ def guarded(handler):
     return wrapper
 
 
-def part_output(context: ContextTypes.DEFAULT_TYPE, chat_id: int, message=None, thread_id=None) -> TelegramOutput:
-    """Where a part goes: through the sending Bot (its own connection pool), with 继续 / 重写 under it."""
-    return TelegramOutput(context.application.bot_data["sender"], chat_id, message, thread_id, buttons=part_buttons)
-
-
-async def start_part(context: ContextTypes.DEFAULT_TYPE, chat_id: int, out: TelegramOutput, action) -> None:
-    """Stream a part from a task of the bot's own (`action()`: its coroutine); past MAX_JOBS parts
-    in flight the chat is told the bot is busy instead."""
-    if not context.application.bot_data["parts"].start(chat_id, action):
-        await out.say(texts.BUSY_GLOBAL)
-
-
 def command_handler(command: str, doc: str, whole_text: bool = False):
     """A handler that answers `command` as every front end does (bot.frontend.dispatch); a part
     streams from a task of its own and the handler returns at once."""
@@ -154,10 +145,13 @@ def command_handler(command: str, doc: str, whole_text: bool = False):
         chat_id, message = update.effective_chat.id, update.effective_message
         engine, user = engine_of(context), sender_id(update)
         arg = (message.text or "") if whole_text else command_text(update)  # whole_text: a line, no command word
-        if command in GENERATING:
-            out = part_output(context, chat_id, message)
-            await start_part(context, chat_id, out,
-                             lambda: dispatch(engine, chat_id, user, command, arg, out, sender_name(update)))
+        if command in LINES and message.chat.type != "private":  # a group's lines take turns
+            await queue_line(context.application, chat_id, message, LINES[command], arg, user, sender_name(update))
+        elif command in GENERATING:
+            out = part_output(context.application, chat_id, message)
+            await start_part(context.application, chat_id, out,
+                             lambda: dispatch(engine, chat_id, user, command, arg, out, sender_name(update)),
+                             group=message.chat.type != "private")
         else:
             await dispatch(engine, chat_id, user, command, arg, TelegramOutput(context.bot, chat_id, message),
                            sender_name(update))
@@ -170,6 +164,8 @@ write_command = command_handler("write", "/write 开头: start a new story.")
 continue_command = command_handler("continue", "/continue: extend this chat's story.")
 temp_command = command_handler("temp", "/temp [value]: show or set the temperature.")
 len_command = command_handler("len", "/len [n]: show or set how many characters each part adds.")
+choices_command = command_handler("choices", "/choices [on|off]: show, or choose whether three next beats are "
+                                             "offered after each part.")
 book_command = command_handler("book", "/book [name|auto]: list the novels, or choose the one new stories are "
                                        "written in.")
 reset_command = command_handler("reset", "/reset: forget this chat's story.")
@@ -218,15 +214,20 @@ async def chat_migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 @guarded
 async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """继续 / 重写 buttons under a generated part."""
+    """继续 / 重写 buttons under a generated part, and ① ② ③ when choices are offered."""
     query = update.callback_query
     chat_id = query.message.chat.id if query.message is not None else None
     parts = context.application.bot_data["parts"]
     # Presses while the chat's part is in flight are answered with a notice and dropped, not queued. The
     # part starts before any await, so presses that arrive together start one part, not one each.
     writing = chat_id is not None and parts.writing(chat_id)
-    action = None if writing or chat_id is None else press_action(engine_of(context), query, chat_id)
-    out = part_output(context, chat_id, thread_id=topic_of(query.message)) if action else None
+    kind, numbers = press_data(query.data)
+    if kind == "o" and len(numbers) == 3 and not writing:
+        group = getattr(query.message.chat, "type", "private") != "private"
+        await choice_pressed(context.application, query, chat_id, numbers, group)
+        return
+    action = None if writing or chat_id is None else press_action(engine_of(context), query, chat_id, kind, numbers)
+    out = part_output(context.application, chat_id, thread_id=topic_of(query.message)) if action else None
     started = action is not None and parts.start(chat_id, lambda: answering(engine_of(context), out, action(out)))
     try:
         await call_telegram(query.answer, texts.BUSY_CHAT if writing else None)
@@ -236,13 +237,17 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await out.say(texts.BUSY_GLOBAL)
 
 
-def press_action(engine: StoryEngine, query, chat_id: int):
-    """What a 继续 / 重写 press asks for: out -> its part's coroutine, or None for data the bot never sent."""
+def press_data(data: str | None) -> tuple[str, list[int]]:
+    """A button's callback data: its kind ("c" 继续, "r" 重写, "o" a choice) and its numbers ("", [] if not ours)."""
     try:
-        kind, *fields = (query.data or "").split(":")
-        numbers = [int(f) for f in fields]
+        kind, *fields = (data or "").split(":")
+        return kind, [int(f) for f in fields]
     except ValueError:
-        return None
+        return "", []
+
+
+def press_action(engine: StoryEngine, query, chat_id: int, kind: str, numbers: list[int]):
+    """What a 继续 / 重写 press asks for: out -> its part's coroutine, or None for data the bot never sent."""
     user = query.from_user.id
     if kind == "c" and len(numbers) == 1:
         return lambda out: stream(engine.continue_story(chat_id, version=numbers[0], user_id=user), out)
@@ -296,6 +301,8 @@ async def post_init(app: Application) -> None:
     await sender.initialize()
     app.bot_data["sender"] = sender
     stop_on_signals(app, app.bot_data.get("stop_serving") or app.stop_running)
+    app.bot_data["clock"] = asyncio.get_running_loop().create_task(choice_clock(app), name="choice clock")
+    await resume_turns(app)
     try:
         await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
     except Exception as e:  # noqa: BLE001  (commands are a convenience; the bot works without)
@@ -304,6 +311,8 @@ async def post_init(app: Application) -> None:
 
 
 async def post_shutdown(app: Application) -> None:
+    if "clock" in app.bot_data:
+        app.bot_data["clock"].cancel()
     if "parts" in app.bot_data:
         await app.bot_data["parts"].stop()
     if "sender" in app.bot_data:
@@ -347,7 +356,8 @@ def build_application(config: BotConfig, model, held_lock: int | None = None) ->
                            (["continue"], continue_command), (["temp"], temp_command), (["len"], len_command),
                            (["book"], book_command), (["reset"], reset_command), (["story"], story_command),
                            (["add"], add_command), (["undo"], undo_command), (["redo"], redo_command),
-                           (["role"], role_command), (["say"], say_command), (["do"], do_command)):
+                           (["role"], role_command), (["say"], say_command), (["do"], do_command),
+                           (["choices"], choices_command)):
         app.add_handler(CommandHandler(names, handler, filters=not_edited))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & not_edited, plain_line))
     app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, chat_migrated))

@@ -138,12 +138,18 @@ class TelegramOutput:
     `message` is the command answered, if any: in a group the reply quotes it, and is sent all the
     same if it was deleted meanwhile. Everything goes to the topic the request came from."""
 
-    def __init__(self, bot, chat_id: int, message=None, thread_id: int | None = None, buttons=None):
+    def __init__(self, bot, chat_id: int, message=None, thread_id: int | None = None, buttons=None,
+                 votes: bool | None = None, reply_to: int | None = None):
         self.bot, self.chat_id, self.message = bot, chat_id, message
         self.thread_id = thread_id if thread_id is not None else topic_of(message)
         self.buttons = buttons  # part -> InlineKeyboardMarkup under a finished part
+        in_group = message is not None and getattr(message.chat, "type", "private") != "private"
+        self.votes = in_group if votes is None else votes  # a group votes on choices (bot.choices)
+        self.reply_to = reply_to  # a message id to quote, in a group (a line that waited its turn)
 
     def _quote(self) -> ReplyParameters | None:
+        if self.reply_to is not None:
+            return ReplyParameters(self.reply_to, allow_sending_without_reply=True)
         message = self.message
         if message is None or getattr(message.chat, "type", "private") == "private":
             return None  # in a private chat a reply needs no quote

@@ -14,11 +14,13 @@ HELP = f"""金庸体写作机器人 —— 我用金庸小说学会了写武侠�
 /undo —— 撤销最后一段（不管是谁写的）；/redo —— 恢复刚撤销的一段
 /role 段誉 —— 你在故事里扮演段誉（/role 查看，/role off 不再扮演）；我不会替你的角色说话
 /say 你好 —— 你的角色说一句话；/do 拔剑而起 —— 你的角色做一件事
+/choices on —— 每段之后给出三个可能的下一步（①②③），你来选；群里大家投票（/choices off 关掉）
 /story —— 把整个故事作为 .txt 文件发给你；/story who —— 每一段标明是谁写的
 /reset —— 忘掉这个故事
 /help —— 显示本说明
 
-每段文字下面有两个按钮：「继续」接着写，「重写」把这一段重新写一遍。"""
+每段文字下面有两个按钮：「继续」接着写，「重写」把这一段重新写一遍。
+群里我在写的时候，大家的话（/add、回复我的消息）按先后排队，写完这一段就接上。"""
 
 WRITE_USAGE = "请在 /write 后面写上故事的开头，例如：/write 乔峰带阿朱"
 ADD_USAGE = "请在 /add 后面写上你要加进故事的一句话，例如：/add 乔峰突然拔出刀来"
@@ -39,11 +41,17 @@ NOTHING_TO_REWRITE = "没有可以重写的段落。"
 NOTHING_TO_UNDO = "没有可以撤销的段落。"
 NOTHING_TO_REDO = "没有可以恢复的段落（撤销之后又写了新的一段，或者还没撤销过）。"
 AUTHOR_BOT = "金庸体机器人"
+CONSOLE_CHOOSE = "选一个: {numbers}"  # the console's stand-in for the ①②③ buttons
 CONSOLE_NAME = "你"  # the person at the console, in /story who
 AUTHOR_EARLIER = "（早先的故事）"
 AUTHOR_SOMEONE = "有人"
 PART_KINDS = {"prompt": "开头", "bot": "续写", "text": "自己写的一句", "say": "说的话", "do": "动作",
-              "earlier": "记录作者之前写的"}
+              "choice": "选的下一步", "earlier": "记录作者之前写的"}
+AUTHOR_VOTE = "大家投票"  # who chose a beat a group voted for
+CHOICE_CLOSED = "这次选择已经结束了（故事已经往下写了，或者被撤销、清空）。"
+CHOICE_MARKS = "①②③④⑤"
+CHOICES_INVALID = "请用 /choices on 打开或 /choices off 关掉，「{raw:.20}」不行。设置没有改变。"
+WAIT_FULL = "等一等…已经有 5 句在排队了，等我写完这一段再发。"
 ROLE_NONE = "你还没有扮演角色。用 /role 名字 扮演一个，例如：/role 段誉"
 ROLE_OFF = "你不再扮演角色了。"
 ROLE_LONG = "角色名最多 {limit} 个字，「{raw:.20}」太长了。角色没有改变。"
@@ -116,3 +124,30 @@ def role_set(name: str) -> str:
 
 def your_turn(name: str) -> str:
     return f"（轮到{name}了：用 /say 或 /do 接着写。）"
+
+
+def choices_shown(on: bool) -> str:
+    return ("现在每段之后给出三个下一步让你选（/choices off 关掉）。" if on
+            else "现在不给选择（/choices on 打开：每段之后给出三个可能的下一步）。")
+
+
+def choices_set(on: bool) -> str:
+    return ("好，以后每段之后给出三个可能的下一步，点 ①②③ 选一个（群里大家投票）。" if on
+            else "好，以后不再给选择。")
+
+
+def options_block(options: list[str]) -> str:
+    """The beats offered after a part, under its text."""
+    if not options:
+        return ""
+    return "\n\n下一步？" + "".join(f"\n{CHOICE_MARKS[i]} {o}" for i, o in enumerate(options))
+
+
+def voted(option: int, counts: list[int], needed: int) -> str:
+    """The answer to a group member's vote."""
+    standing = "  ".join(f"{CHOICE_MARKS[i]} {n}" for i, n in enumerate(counts))
+    return f"你投了 {CHOICE_MARKS[option]}。{standing}（{needed} 票过半就定）"
+
+
+def waiting_place(place: int) -> str:
+    return f"记下了：我写完这一段就接上（你排第 {place}）。"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -106,3 +107,8 @@ def finished_part(fake: FakeTelegram, chat_id: int, text: str, **kw) -> Sent:
     return fake.wait_for(lambda: next((m for m in fake.chat(chat_id)
                                        if m.reply_markup and m.message_id not in before), None),
                          60, f"the part for {text!r}")
+
+
+def by_part(who: str) -> list[str]:
+    """/story who's text, one entry per part (a part's own text may hold blank lines)."""
+    return re.split(r"\n\n(?=【\d+】)", who)

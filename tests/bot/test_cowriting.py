@@ -1,7 +1,7 @@
 """Stories told with people, end to end through the fake Bot API: a person's own lines join the story."""
 
 from bot import texts
-from tests.bot.harness import finished_part, joined, reply_after
+from tests.bot.harness import by_part, finished_part, joined, reply_after
 
 
 def test_a_plain_line_in_a_private_chat_joins_the_story_and_the_bot_goes_on(fake, start_bot):
@@ -44,7 +44,7 @@ def test_undo_redo_and_who_wrote_what_survive_a_restart(fake, start_bot):
     story = reply_after(fake, 53, "/story").document.decode("utf-8")
     assert story == joined(first.text, "段誉拔剑而起") + mine.text
     assert reply_after(fake, 53, "/redo").text == texts.NOTHING_TO_REDO
-    who = reply_after(fake, 53, "/story who").document.decode("utf-8").split("\n\n")
+    who = by_part(reply_after(fake, 53, "/story who").document.decode("utf-8"))
     assert who[0] == "【1】user53（开头）\n段誉" and who[2] == "【3】user53（自己写的一句）\n段誉拔剑而起"
     assert who[1].startswith("【2】金庸体机器人（续写）") and who[3].startswith("【4】金庸体机器人（续写）")
     for _ in range(4):

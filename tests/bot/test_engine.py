@@ -12,7 +12,7 @@ from bot.part import UserError
 from bot.scheduler import Scheduler
 from bot.store import Store
 from model import load
-from tests.bot.harness import joined
+from tests.bot.harness import by_part, joined
 
 
 @pytest.fixture(scope="module")
@@ -391,8 +391,8 @@ def test_undo_and_redo_go_back_exactly_and_keep_who_wrote_what(tiny, tmp_path):
     assert said[0] == texts.undone(texts.AUTHOR_BOT, 30) and said[1] == texts.NOTHING_TO_REDO
     _, _, whole = tiny.score(["乔峰" + first.text + line + again.text], tiny.initial_state(1))
     np.testing.assert_allclose(states, whole, atol=1e-4)
-    assert who.split("\n\n")[0] == "【1】阿朱（开头）\n乔峰"
-    assert who.split("\n\n")[2] == "【3】阿朱（自己写的一句）\n乔峰拔刀"
+    assert by_part(who)[0] == "【1】阿朱（开头）\n乔峰"
+    assert by_part(who)[2] == "【3】阿朱（自己写的一句）\n乔峰拔刀"
     assert "【4】金庸体机器人（续写）" in who and "【5】" not in who
     assert said[2:5] == [texts.undone(texts.AUTHOR_BOT, 30), texts.undone("阿朱", len(line)),
                          texts.undone(texts.AUTHOR_BOT, 30)]

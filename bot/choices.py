@@ -1,0 +1,164 @@
+"""Choosing what happens next (/choices on): three short next beats after each part, and the choice.
+
+After a part, `offer` writes OPTIONS beats from the story's end in one batched model call
+(OPTIONS rows of the scheduler's round), cuts each at its first sentence end (at most
+BEAT_MAX characters) and stores them as the chat's open choice. `choose` joins the beat
+chosen to the story (read into the state: the same characters the model wrote) and the bot
+goes on from it with one part. In a private chat a press decides at once; in a group the
+presses are votes (`vote`): one per member, a second moves it; the choice closes when an
+option has more than half of the story's members (everyone who wrote a part of it, started
+it or voted), or `choice_seconds` after it was offered with the leading option (ties: the
+first; with no vote cast it stays open, and the first vote after that decides).
+
+A choice belongs to the story's version and length it was offered at: any part saved, an
+/undo or a /reset closes it (bot.store, in the same transaction), so a press on it is told so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from bot import roles, texts
+from bot.part import Opening, PartContext, UserError
+from bot.scheduler import Busy, Stopped
+from bot.store import Choice, NewPart
+
+OPTIONS = 3  # beats offered after each part
+BEAT_MAX = 80  # characters written for each beat; it ends at its first sentence end within them
+CHOICE_SECONDS = 60  # a group's vote closes this long after the offer, with the leading option
+SENTENCE_ENDS = "。！？…"
+CLOSERS = "”’」』）"  # belong to the sentence they close
+PAUSES = "，；：、"  # where a beat without a sentence end is cut
+
+
+def beat(text: str) -> str:
+    """`text` up to its first sentence end (closing quotes and further end marks with it); without one,
+    up to its last pause; without either, all of it."""
+    for i, c in enumerate(text):
+        if c in SENTENCE_ENDS:
+            j = i + 1
+            while j < len(text) and (text[j] in CLOSERS or text[j] in SENTENCE_ENDS):
+                j += 1
+            return text[:j]
+    cut = max(text.rfind(p) for p in PAUSES)
+    return text[:cut + 1] if cut > 0 else text
+
+
+def shown(option: str) -> str:
+    """A beat as the options list shows it: on one line."""
+    return " ".join(option.split())
+
+
+@dataclass
+class Tally:
+    """Where a group's vote stands after a press."""
+
+    counts: list[int]  # votes per option
+    members: int  # the story's members: a majority is more than half of them
+    decided: int | None  # the option chosen, if the vote just closed
+
+    @property
+    def needed(self) -> int:
+        return self.members // 2 + 1
+
+
+async def offer(engine, chat_id: int, part, user_id: int, vote: bool, thread_id: int | None = None) -> list[str]:
+    """After `part` (saved): the chat's OPTIONS next beats, stored as its open choice ([] when the chat does
+    not want choices, the part stopped for someone's turn, the story moved on, or the bot is too busy)."""
+    settings = await engine.store.settings(chat_id)
+    session = engine.session(chat_id)
+    if not settings.choices or part.turn or session.lock.locked():
+        return []
+    async with session.lock:
+        story = await engine.store.story(chat_id)
+        if story is None or story.version != part.version or len(story.text) != part.end:
+            return []
+        if engine.limits.characters(user_id, OPTIONS * BEAT_MAX):
+            return []  # over a limit: the part stands, without choices
+        read, states, _ = engine.resume_point(session, story)
+        try:  # OPTIONS rows from one state: they share each round's model call (different noise per row)
+            jobs = [engine.scheduler.submit(read, states, BEAT_MAX, settings.temperature) for _ in range(OPTIONS)]
+        except Busy:
+            return []
+        try:
+            written = await asyncio.gather(*(_collect(engine.scheduler, job) for job in jobs))
+        except Stopped:
+            return []
+        finally:
+            for job in jobs:
+                job.cancel()
+        played = await engine.store.roles(chat_id)
+        options = []
+        for text in written:
+            text = beat(text)
+            at = roles.speaks_at(text, played)  # a beat never speaks for someone's character either
+            text = text[:at] if at is not None else text
+            if text.strip() and text not in options:
+                options.append(text)
+        if options:
+            await engine.store.open_choice(chat_id, Choice(story.version, len(story.text), options, vote, time.time(),
+                                                                 thread_id))
+        return options
+
+
+async def _collect(scheduler, job) -> str:
+    return "".join([piece async for piece in scheduler.stream(job)])
+
+
+async def _open_choice(engine, chat_id: int, version: int, at: int) -> tuple[object, Choice]:
+    """(story, choice) if the chat's choice offered at (version, at) is still open, else UserError."""
+    story = await engine.store.story(chat_id)
+    choice = await engine.store.choice(chat_id)
+    if (story is None or choice is None or (choice.version, choice.at) != (version, at)
+            or (story.version, len(story.text)) != (version, at)):
+        raise UserError(texts.CHOICE_CLOSED)
+    return story, choice
+
+
+def choose(engine, chat_id: int, version: int, at: int, option: int, user_id: int | None = None,
+           user_name: str | None = None) -> PartContext:
+    """Join beat `option` of the choice offered at (version, at) to the story; the bot goes on from it."""
+    async def prepare(s, settings):
+        story, choice = await _open_choice(engine, chat_id, version, at)
+        if not 0 <= option < len(choice.options):
+            raise UserError(texts.CHOICE_CLOSED)
+        chosen = choice.options[option]
+        if len(story.text) + len(chosen) + settings.length > engine.story_limit:
+            raise UserError(texts.STORY_FULL.format(limit=engine.story_limit))
+        read, states, notice = engine.resume_point(s, story)
+        return Opening(story.version, story.text + chosen, read + chosen, states, len(story.text) + len(chosen),
+                       header=chosen.lstrip(), notice=notice,
+                       parts=[NewPart(len(story.text), chosen, "choice", user_id, user_name)])
+
+    return engine.part(chat_id, prepare, "", user_id)
+
+
+async def vote(engine, chat_id: int, version: int, at: int, option: int, user_id: int,
+               seconds: float = CHOICE_SECONDS) -> Tally:
+    """A group member's press: their vote (moved, if they voted before) and where the vote now stands."""
+    _, choice = await _open_choice(engine, chat_id, version, at)
+    if not 0 <= option < len(choice.options):
+        raise UserError(texts.CHOICE_CLOSED)
+    await engine.store.vote(chat_id, user_id, option)
+    return await tally(engine, chat_id, seconds)
+
+
+async def tally(engine, chat_id: int, seconds: float = CHOICE_SECONDS) -> Tally:
+    """The chat's vote: counts, members, and the option it is decided for (a majority, or the time is up
+    with a vote cast: the leading option, ties to the first)."""
+    choice = await engine.store.choice(chat_id)
+    if choice is None:
+        return Tally([], 0, None)
+    counts = [0] * len(choice.options)
+    for option in choice.votes.values():
+        if 0 <= option < len(counts):
+            counts[option] += 1
+    parts = await engine.store.parts(chat_id)
+    members = {p.author_id for p in parts if not p.undone and p.author_id is not None} | set(choice.votes)
+    leader = max(range(len(counts)), key=lambda i: (counts[i], -i))
+    result = Tally(counts, len(members), None)
+    if counts[leader] >= result.needed or (counts[leader] and time.time() - choice.opened >= seconds):
+        result.decided = leader
+    return result
