@@ -260,7 +260,7 @@ class FakeTelegram:
 
     def _message_json(self, m: Sent) -> dict:
         out = {"message_id": m.message_id, "date": int(m.sent_at or time.time()),
-               "chat": {"id": m.chat_id, "type": "private"}, "from": BOT_USER}
+               "chat": {"id": m.chat_id, "type": "private" if m.chat_id > 0 else "group"}, "from": BOT_USER}
         if m.thread_id is not None:
             out["chat"] = {"id": m.chat_id, "type": "supergroup", "title": "群", "is_forum": True}
             out.update(message_thread_id=m.thread_id, is_topic_message=True)
