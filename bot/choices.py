@@ -26,7 +26,8 @@ from bot.scheduler import Busy, Stopped
 from bot.store import Choice, NewPart
 
 OPTIONS = 3  # beats offered after each part
-BEAT_MAX = 80  # characters written for each beat; it ends at its first sentence end within them
+BEAT_MAX = 80  # characters written for each beat at most; it ends at its first sentence end within them
+BEAT_ROUND = 16  # characters a beat is written in per round: it stops at the round its sentence ends in
 CHOICE_SECONDS = 60  # a group's vote closes this long after the offer, with the leading option
 SENTENCE_ENDS = "。！？…"
 CLOSERS = "”’」』）"  # belong to the sentence they close
@@ -44,6 +45,12 @@ def beat(text: str) -> str:
             return text[:j]
     cut = max(text.rfind(p) for p in PAUSES)
     return text[:cut + 1] if cut > 0 else text
+
+
+def has_beat(text: str) -> bool:
+    """`text` holds a whole first sentence (an end mark with something after it that does not belong to it)."""
+    cut = beat(text)
+    return cut != text and any(c in SENTENCE_ENDS for c in cut)
 
 
 def shown(option: str) -> str:
@@ -79,7 +86,8 @@ async def offer(engine, chat_id: int, part, user_id: int, vote: bool, thread_id:
             return []  # over a limit: the part stands, without choices
         read, states, _ = engine.resume_point(session, story)
         try:  # OPTIONS rows from one state: they share each round's model call (different noise per row)
-            jobs = [engine.scheduler.submit(read, states, BEAT_MAX, settings.temperature) for _ in range(OPTIONS)]
+            jobs = [engine.scheduler.submit(read, states, BEAT_MAX, settings.temperature, chunk=BEAT_ROUND,
+                                            until=has_beat) for _ in range(OPTIONS)]
         except Busy:
             return []
         try:

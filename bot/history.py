@@ -76,4 +76,4 @@ async def story_with_authors(engine: StoryEngine, chat_id: int) -> str | None:
         return None
     live = [p for p in await engine.store.parts(chat_id) if not p.undone]
     return "\n\n".join(f"【{i}】{who(p)}（{texts.PART_KINDS.get(p.kind, p.kind)}）\n{p.text.strip()}"
-                       for i, p in enumerate(live, 1))
+                       + (texts.as_typed(p.typed) if p.typed else "") for i, p in enumerate(live, 1))

@@ -13,9 +13,12 @@ import unicodedata
 
 ROLE_MAX = 8  # characters in a role's name
 ENDS = "。！？…”"  # what may end a sentence already (no full stop added)
-# Between the name and 道： at most a few characters and no punctuation: 段誉道：, 段誉笑道：, 段誉说道：,
-# 段誉冷冷地道：, 段誉在大理说道： — but not 段誉知道他… (no colon after 道) nor “段誉，你…” (a comma).
-BETWEEN = r"[^，。！？：；、“”‘’\n\u3000]{0,4}?"
+# The character speaks (or thinks aloud): their name, then within one sentence (commas allowed, at most
+# BETWEEN_MAX characters) 道： or a colon and an opening quote: 段誉道：, 段誉笑道：, 段誉冷冷地道：,
+# 段誉心中一凛，道：“, 段誉大叫：“, 段誉心想：“ — but not 段誉知道他… (no colon), “段誉，你…” (no colon),
+# nor 萧峰对段誉道：“ (spoken to: the name after 对, 向, 跟, 和, 与, 朝, 问, 给).
+BETWEEN = r"[^。！？：；“”‘’\n]{0,10}?"
+SPOKEN_TO = "对向跟和与朝问给"
 
 
 def role_problem(name: str, known: set[str]) -> str | None:
@@ -48,5 +51,5 @@ def speaks_at(text: str, roles: list[str]) -> int | None:
     if not roles:
         return None
     names = "|".join(re.escape(r) for r in sorted(roles, key=len, reverse=True))
-    found = re.search(f"(?:{names}){BETWEEN}道[：:]", text)
+    found = re.search(f"(?<![{SPOKEN_TO}])(?:{names}){BETWEEN}(?:道[：:]|[：:]“)", text)
     return found.start() if found else None

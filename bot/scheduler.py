@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
@@ -51,6 +52,9 @@ class Job:
     state: JobState = JobState.QUEUED
     last_served: float = 0.0
     order: int = 0
+    chunk: int | None = None  # characters in each of its rounds (None: first_chunk, then chunk)
+    until: Callable[[str], bool] | None = None  # done early once its text so far satisfies it
+    written: str = ""  # its text so far (kept only for `until`)
 
     @property
     def active(self) -> bool:
@@ -100,12 +104,16 @@ class Scheduler:
             await asyncio.wait([self._task], timeout=10)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def submit(self, read: str, states: np.ndarray, length: int, temperature: float) -> Job:
+    def submit(self, read: str, states: np.ndarray, length: int, temperature: float, chunk: int | None = None,
+               until: Callable[[str], bool] | None = None) -> Job:
+        """A job that reads `read` from `states`, then writes `length` characters, or fewer: it is done as soon
+        as `until(text so far)` holds, checked after each of its rounds of `chunk` characters (bot.choices'
+        beats: done at their first sentence end)."""
         if self._closing:
             raise Busy("shutting down")
         if len(self.jobs) >= self.config.max_jobs:
             raise Busy(f"{len(self.jobs)} generations in flight")
-        job = Job(read, states, length, temperature, order=next(self._counter))
+        job = Job(read, states, length, temperature, order=next(self._counter), chunk=chunk, until=until)
         if length <= 0:
             job.state = JobState.DONE
             job.pieces.put_nowait(None)
@@ -155,7 +163,8 @@ class Scheduler:
             if not batch:
                 continue
             n = min(min(j.remaining for j in batch),
-                    min(self.config.chunk if j.state is JobState.RUNNING else self.config.first_chunk for j in batch))
+                    min(j.chunk or (self.config.chunk if j.state is JobState.RUNNING else self.config.first_chunk)
+                        for j in batch))
             prompts = [j.read for j in batch]  # "" once read
             states = np.concatenate([j.states for j in batch], axis=1)
             temps = [j.temperature for j in batch]
@@ -173,6 +182,10 @@ class Scheduler:
                 j.states = new_states[:, i:i + 1, :].copy()
                 j.remaining -= n
                 j.pieces.put_nowait(texts[i])
+                if j.until is not None:
+                    j.written += texts[i]
+                    if j.until(j.written):
+                        j.remaining = 0
                 if j.remaining <= 0:
                     j.state = JobState.DONE
                     j.pieces.put_nowait(None)

@@ -53,6 +53,7 @@ MIGRATIONS: list[str] = [
     # their turn while the bot writes in a group
     """
     ALTER TABLE settings ADD COLUMN choices INTEGER NOT NULL DEFAULT 0;  -- 1: offer three next beats
+    ALTER TABLE parts ADD COLUMN typed TEXT;    -- a person's line as typed, where the story reads it cleaned
     CREATE TABLE choices (
         chat_id INTEGER PRIMARY KEY,            -- one open choice per chat: a newer offer replaces it
         version INTEGER NOT NULL,               -- the story version and length it goes on from: once
@@ -73,6 +74,7 @@ MIGRATIONS: list[str] = [
         seq         INTEGER NOT NULL,           -- arrival order
         kind        TEXT    NOT NULL,           -- text, say, do
         text        TEXT    NOT NULL,           -- the line as it joins the story (a role's form applied)
+        typed       TEXT,                       -- as typed, where that differs
         author_id   INTEGER,
         author_name TEXT,
         message_id  INTEGER,                    -- the message it came in (the bot's reply quotes it)
@@ -127,14 +129,14 @@ CLEAR_ROLE = "DELETE FROM roles WHERE chat_id = ? AND user_id = ?"
 DELETE_PARTS = "DELETE FROM parts WHERE chat_id = ?"
 DELETE_UNDONE = "DELETE FROM parts WHERE chat_id = ? AND undone = 1"  # a new part: what /undo took is gone
 ADD_PART = """
-    INSERT INTO parts (chat_id, seq, start, text, kind, author_id, author_name)
+    INSERT INTO parts (chat_id, seq, start, text, kind, author_id, author_name, typed)
     VALUES (:chat, (SELECT COALESCE(MAX(seq), 0) + 1 FROM parts WHERE chat_id = :chat), :start, :text, :kind,
-            :author_id, :author_name)"""
+            :author_id, :author_name, :typed)"""
 # 重写: the newest part (the bot's, just regenerated) is replaced
 DROP_NEWEST_PART = """
     DELETE FROM parts WHERE chat_id = ? AND seq = (SELECT MAX(seq) FROM parts WHERE chat_id = ? AND undone = 0)"""
 SELECT_PARTS = """
-    SELECT seq, start, text, kind, author_id, author_name, undone FROM parts WHERE chat_id = ? ORDER BY seq"""
+    SELECT seq, start, text, kind, author_id, author_name, undone, typed FROM parts WHERE chat_id = ? ORDER BY seq"""
 SET_UNDONE = "UPDATE parts SET undone = ? WHERE chat_id = ? AND seq = ?"
 
 # A choice: one per chat; any part saved (or a reset) closes it, in the transaction that saves the part.
@@ -156,13 +158,14 @@ MOVE_CHOICE = "UPDATE OR REPLACE choices SET chat_id = ? WHERE chat_id = ?"
 MOVE_VOTES = "UPDATE OR REPLACE votes SET chat_id = ? WHERE chat_id = ?"
 # A line waits its turn only while fewer than :most wait in the chat.
 ADD_WAITING = """
-    INSERT INTO waiting (chat_id, seq, kind, text, author_id, author_name, message_id, thread_id)
+    INSERT INTO waiting (chat_id, seq, kind, text, author_id, author_name, message_id, thread_id, typed)
     SELECT :chat, (SELECT COALESCE(MAX(seq), 0) + 1 FROM waiting WHERE chat_id = :chat), :kind, :text, :author_id,
-           :author_name, :message_id, :thread_id
+           :author_name, :message_id, :thread_id, :typed
     WHERE (SELECT COUNT(*) FROM waiting WHERE chat_id = :chat) < :most
     RETURNING seq"""
 SELECT_WAITING = """
-    SELECT seq, kind, text, author_id, author_name, message_id, thread_id FROM waiting WHERE chat_id = ? ORDER BY seq"""
+    SELECT seq, kind, text, author_id, author_name, message_id, thread_id, typed FROM waiting WHERE chat_id = ?
+    ORDER BY seq"""
 DELETE_WAITING = "DELETE FROM waiting WHERE chat_id = ? AND seq <= ?"  # joined: those up to the last one read
 CLEAR_WAITING = "DELETE FROM waiting WHERE chat_id = ?"
 CHATS_WAITING = "SELECT DISTINCT chat_id FROM waiting ORDER BY chat_id"

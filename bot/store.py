@@ -48,6 +48,7 @@ class StoredPart:
     author_id: int | None = None  # None: the bot
     author_name: str | None = None
     undone: bool = False  # taken back by /undo
+    typed: str | None = None  # a person's line as typed, where the story reads it cleaned (bot.reading)
 
 
 @dataclass
@@ -59,10 +60,11 @@ class NewPart:
     kind: str
     author_id: int | None = None
     author_name: str | None = None
+    typed: str | None = None  # as typed, where that differs from `text`
 
     def row(self, chat_id: int) -> dict:
         return {"chat": chat_id, "start": self.start, "text": self.text, "kind": self.kind,
-                "author_id": self.author_id, "author_name": self.author_name}
+                "author_id": self.author_id, "author_name": self.author_name, "typed": self.typed}
 
 
 @dataclass
@@ -89,6 +91,7 @@ class Waiting:
     author_name: str | None = None
     message_id: int | None = None  # the message it came in
     thread_id: int | None = None
+    typed: str | None = None  # as typed, where that differs from `text`
 
 
 @dataclass
@@ -240,7 +243,7 @@ class Store:
         """The story's parts in order, those /undo took back included (undone)."""
         async with self.lock:
             rows = await self.db.execute_fetchall(sql.SELECT_PARTS, (chat_id,))
-        return [StoredPart(*r[:6], undone=bool(r[6])) for r in rows]
+        return [StoredPart(*r[:6], undone=bool(r[6]), typed=r[7]) for r in rows]
 
     async def set_undone(self, chat_id: int, version: int, text: str, last_part_start: int, seq: int,
                          undone: bool) -> bool:
@@ -313,6 +316,7 @@ class Store:
         row = await self._write(sql.ADD_WAITING, {
             "chat": chat_id, "kind": line.kind, "text": line.text, "author_id": line.author_id,
             "author_name": line.author_name, "message_id": line.message_id, "thread_id": line.thread_id,
+            "typed": line.typed,
             "most": most}, fetch=True)
         if row is None:
             return None

@@ -149,5 +149,10 @@ def voted(option: int, counts: list[int], needed: int) -> str:
     return f"你投了 {CHOICE_MARKS[option]}。{standing}（{needed} 票过半就定）"
 
 
+def as_typed(typed: str) -> str:
+    """/story who: a line as its author typed it, where the story reads it cleaned or in a character's form."""
+    return f"\n（原文：{typed}）"
+
+
 def waiting_place(place: int) -> str:
     return f"记下了：我写完这一段就接上（你排第 {place}）。"

@@ -13,6 +13,7 @@ and the bot drains it when it starts).
 from __future__ import annotations
 
 from bot import texts
+from bot.engine import typed_if_cleaned
 from bot.part import PartContext, UserError
 from bot.store import NewPart, Waiting
 
@@ -26,7 +27,7 @@ async def wait_turn(engine, chat_id: int, line: str | None, user_id: int, user_n
     line, notice = engine.cut_prompt(line)
     text = await engine.line_for(chat_id, line, user_id, kind)
     place = await engine.store.add_waiting(chat_id, Waiting(0, kind, text, user_id, user_name, message_id,
-                                                            thread_id), WAITING_MAX)
+                                                            thread_id, typed_if_cleaned(line)), WAITING_MAX)
     if place is None:
         raise UserError(texts.WAIT_FULL)
     return place, notice
@@ -39,7 +40,7 @@ def join_waiting(engine, chat_id: int) -> PartContext:
         lines = await engine.store.waiting(chat_id)
         if not lines:
             raise UserError("", quiet=True)
-        parts = [NewPart(0, w.text, w.kind, w.author_id, w.author_name) for w in lines]
+        parts = [NewPart(0, w.text, w.kind, w.author_id, w.author_name, w.typed) for w in lines]
         return await engine.opening_with(s, settings, chat_id, parts, waited=lines[-1].seq)
 
     return engine.part(chat_id, prepare, "", None)

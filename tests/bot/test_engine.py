@@ -502,3 +502,21 @@ def test_a_part_stops_before_a_played_character_speaks_and_the_next_reads_what_w
     # The cut part's state was not kept: the next part read the story again from its start, then the line.
     assert ["乔峰萧峰拔剑。\n\u3000\u3000阿朱拔剑"] in reads
     assert story.text == "乔峰萧峰拔剑。\n\u3000\u3000阿朱拔剑萧峰拔剑。"
+
+
+def test_a_typed_line_joins_cleaned_as_the_corpus_and_who_keeps_it_as_typed(tiny, tmp_path):
+    from bot import history
+
+    async def go():
+        engine, store, sched = await make_engine(tiny, tmp_path / "db")
+        await store.set_length(1, 20)
+        await drain(engine.write(1, "乔峰"))
+        await drain(engine.join(1, '段譽說:"走吧..."', user_id=5, user_name="阿朱"))
+        story = await store.story(1)
+        who = await history.story_with_authors(engine, 1)
+        await sched.stop()
+        await store.close()
+        return story, who
+    story, who = asyncio.run(go())
+    assert "\n\u3000\u3000段誉说：“走吧……”" in story.text and '"' not in story.text
+    assert "【3】阿朱（自己写的一句）\n段誉说：“走吧……”\n（原文：段譽說:\"走吧...\"）" in who

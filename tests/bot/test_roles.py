@@ -18,6 +18,11 @@ def test_the_bot_stops_where_a_played_character_would_speak():
     assert speaks_at("段誉知道他来了。", roles) is None  # 知道 is knowing, not speaking
     assert speaks_at("萧峰道：“段誉，你来。”", roles) is None  # spoken to, not speaking
     assert speaks_at("段誉道：", []) is None
+    assert speaks_at("段誉心中一凛，摇头道：“不。”", roles) == 0  # a clause before the speech
+    assert speaks_at("只听段誉大叫：“救命！”", roles) == 2
+    assert speaks_at("段誉心想：“她不会来了。”", roles) == 0  # thinking aloud is the person's to write too
+    assert speaks_at("萧峰对段誉道：“走。”", roles) is None  # spoken to
+    assert speaks_at("段誉走了。萧峰道：“好。”", roles) is None  # the speaker is in the next sentence
 
 
 def test_role_names_are_short_and_readable():
@@ -26,3 +31,12 @@ def test_role_names_are_short_and_readable():
     assert role_problem("段誉段誉段誉段誉段", known) == "long"
     assert role_problem("段誉！", known) == "marks" and role_problem("段 誉", known) == "marks"
     assert role_problem("Tom", known) == "marks"  # letters the model reads as [UNK]
+
+
+def test_a_persons_line_is_read_in_the_corpus_form():
+    from bot.reading import as_read
+
+    assert as_read('乔峰說:"走吧..."') == "乔峰说：“走吧……”"  # traditional, ASCII colon and quotes, dots
+    assert as_read("「你好」，他說。") == "“你好”，他说。"
+    assert as_read("他走了.") == "他走了。" and as_read("价格3.5两") == "价格3.5两"  # not a decimal point
+    assert as_read("阿朱□笑") == "阿朱笑" and as_read("hello, world") == "hello, world"
