@@ -38,27 +38,27 @@ async def offered(engine, store, chat=1, vote=False, played=None):
     return part, await choices.offer(engine, chat, part, 7, vote)
 
 
-def test_three_beats_are_offered_in_the_rounds_one_would_take(tiny, tmp_path):
+def test_three_beats_are_written_together_in_shared_model_calls_and_end_at_a_sentence(tiny, tmp_path):
     async def go():
         engine, store, sched = await make_engine(tiny, tmp_path / "db")
-        part, options = await offered(engine, store)
-        rounds = sched.rounds
-        options = await choices.offer(engine, 1, part, 7, False)  # offered again (replacing the first): rounds
-        three = sched.rounds - rounds
-        rounds = sched.rounds
-        job = sched.submit("", engine.sessions[1].states, choices.BEAT_MAX, 0.8)
-        async for _ in sched.stream(job):
-            pass
-        one = sched.rounds - rounds
+        part, _ = await offered(engine, store)
+        calls, generate = [], sched.model.generate
+
+        def counted(prompts, *args, **kwargs):  # the rows of each model call
+            calls.append(len(prompts))
+            return generate(prompts, *args, **kwargs)
+        sched.model = type("Counted", (), {"generate": staticmethod(counted)})()
+        options = await choices.offer(engine, 1, part, 7, False)  # offered again (replacing the first)
         stored = await store.choice(1)
         story = await store.story(1)
         await sched.stop()
         await store.close()
-        return options, three, one, stored, story
-    options, three, one, stored, story = asyncio.run(go())
+        return options, calls, stored, story
+    options, calls, stored, story = asyncio.run(go())
     assert 1 <= len(options) <= choices.OPTIONS and len(set(options)) == len(options)
     assert all(0 < len(o) <= choices.BEAT_MAX and choices.beat(o) == o for o in options)
-    assert three == one  # the three rows shared every model call
+    assert calls[0] == choices.OPTIONS  # the first round writes all three in one call
+    assert len(calls) <= -(-choices.BEAT_MAX // choices.BEAT_ROUND) and calls == sorted(calls, reverse=True)
     assert stored.options == options and (stored.version, stored.at) == (story.version, len(story.text))
 
 

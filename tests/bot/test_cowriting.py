@@ -127,12 +127,17 @@ def test_one_private_story_of_lines_a_character_a_choice_undo_and_redo_survives_
     assert story.startswith(opening.text) and spoke.text in story and did.text in story
 
 
+def flat(text: str) -> str:
+    """Text as an options list shows it: on one line."""
+    return " ".join(text.split())
+
+
 def answers(fake) -> list[str]:
     return [str(p.get("text", "")) for _, method, p in fake.calls if method == "answerCallbackQuery"]
 
 
-def test_a_group_vote_is_decided_by_a_majority_and_another_by_time(fake, start_bot):
-    start_bot(fake, CHOICE_SECONDS=2)
+def test_a_group_vote_is_decided_by_a_majority_another_by_time_and_one_left_open_by_a_crash(fake, start_bot):
+    bot = start_bot(fake, log="1.log", CHOICE_SECONDS=2)
     group = dict(chat_type="group")
     reply_after(fake, -62, "/len 50", user_id=1, **group)
     reply_after(fake, -62, "/choices on", user_id=1, **group)
@@ -150,15 +155,24 @@ def test_a_group_vote_is_decided_by_a_majority_and_another_by_time(fake, start_b
     assert parts_seen(fake, -62) == before  # one vote of two members: not yet
     fake.press(-62, second.message_id, key, user_id=2)  # a majority: decided at once
     by_majority = newest_part(fake, -62, before)
-    assert options_of(by_majority)[0].startswith(options_of(second)[1][0])
+    assert flat(options_of(by_majority)[0]).startswith(options_of(second)[1][0])
     key = by_majority.reply_markup["inline_keyboard"][0][-1]["callback_data"]
     before = parts_seen(fake, -62)
     fake.press(-62, by_majority.message_id, key, user_id=2)  # one vote of two: decided when its time is up
     by_time = newest_part(fake, -62, before)
     assert by_time.created - by_majority.finished >= 1.0  # CHOICE_SECONDS=2 from the offer
-    assert options_of(by_time)[0].startswith(options_of(by_majority)[1][-1])
+    assert flat(options_of(by_time)[0]).startswith(options_of(by_majority)[1][-1])
+    # A vote open when the bot is killed is decided after the restart (its time is up by then).
+    key = by_time.reply_markup["inline_keyboard"][0][0]["callback_data"]
+    fake.press(-62, by_time.message_id, key, user_id=1)
+    fake.wait_for(lambda: answers(fake)[-1].startswith("你投了 ①"), 30, "the vote answered")
+    bot.stop(signal.SIGKILL)
+    before = parts_seen(fake, -62)
+    start_bot(fake, log="2.log", CHOICE_SECONDS=2)
+    after_restart = newest_part(fake, -62, before)
+    assert flat(options_of(after_restart)[0]).startswith(options_of(by_time)[1][0])
     who = reply_after(fake, -62, "/story who", user_id=1, **group).document.decode("utf-8")
-    assert who.count(f"{texts.AUTHOR_VOTE}（选的下一步）") == 2
+    assert who.count(f"{texts.AUTHOR_VOTE}（选的下一步）") == 3
 
 
 def test_a_groups_lines_wait_their_turn_while_the_bot_writes_none_lost(fake, start_bot):
