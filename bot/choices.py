@@ -17,6 +17,7 @@ A choice belongs to the story's version and length it was offered at: any part s
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ CHOICE_SECONDS = 60  # a group's vote closes this long after the offer, with the
 SENTENCE_ENDS = "。！？…"
 CLOSERS = "”’」』）"  # belong to the sentence they close
 PAUSES = "，；：、"  # where a beat without a sentence end is cut
+HANZI = re.compile(r"[\u3400-\u9fff]")
 
 
 def beat(text: str) -> str:
@@ -103,7 +105,7 @@ async def offer(engine, chat_id: int, part, user_id: int, vote: bool, thread_id:
             text = beat(text)
             at = roles.speaks_at(text, played)  # a beat never speaks for someone's character either
             text = text[:at] if at is not None else text
-            if text.strip() and text not in options:
+            if HANZI.search(text) and text not in options:  # a beat of only "。" is no beat
                 options.append(text)
         if options:
             await engine.store.open_choice(chat_id, Choice(story.version, len(story.text), options, vote, time.time(),

@@ -80,6 +80,9 @@ async def run_console(config: BotConfig, model, stdin=None, stdout=None, lock_fd
             if not line:
                 continue
             chosen = typed_choice(line, out.last_part)
+            if chosen is None and line.isdigit():  # a number, and no beat of that number to choose
+                out.write(texts.NO_CHOICE)
+                continue
             if chosen is not None:  # 1 / 2 / 3 after a part with choices: that beat joins the story
                 part = out.last_part
                 await dispatch(engine, CONSOLE_CHAT, CONSOLE_CHAT, "choose", f"{part.version} {part.end} {chosen}",

@@ -50,6 +50,7 @@ PART_KINDS = {"prompt": "开头", "bot": "续写", "text": "自己写的一句",
 AUTHOR_VOTE = "大家投票"  # who chose a beat a group voted for
 CHOICE_CLOSED = "这次选择已经结束了（故事已经往下写了，或者被撤销、清空）。"
 CHOICE_MARKS = "①②③④⑤"
+NO_CHOICE = "现在没有这个编号的下一步可选（/choices on 打开选择）。故事没有改变。"
 CHOICES_INVALID = "请用 /choices on 打开或 /choices off 关掉，「{raw:.20}」不行。设置没有改变。"
 WAIT_FULL = "等一等…已经有 5 句在排队了，等我写完这一段再发。"
 ROLE_NONE = "你还没有扮演角色。用 /role 名字 扮演一个，例如：/role 段誉"

@@ -150,3 +150,19 @@ def test_a_line_of_ones_own_joins_the_console_story(tiny_model_dir, tmp_path):
     assert len(after) == 50  # the bot's part after the line (the line itself was typed, not echoed)
     assert console.say("/story", after).startswith(joined(first, "段誉拔剑而起") + after)
     assert console.quit() == 0
+
+
+def test_console_choices_are_numbered_and_typed(tiny_model_dir, tmp_path):
+    console = Console(tiny_model_dir, tmp_path / "db")
+    console.say("/len 50", texts.LEN_SET.format(value=50))
+    assert console.say("4", texts.NO_CHOICE)  # no choices yet: a number is not taken as a line
+    console.say("/choices on", texts.choices_set(True))
+    shown = console.say("/write 段誉", "]")
+    text, _, listed = shown.partition("\n\n下一步？\n")
+    beats = [line[2:] for line in listed.split("\n[")[0].split("\n")]
+    assert 1 <= len(beats) <= 3 and f"选一个: {' / '.join(str(i + 1) for i in range(len(beats)))}]" in listed
+    after = console.say("1", "]")  # the first beat joins, and the bot goes on from it
+    assert " ".join(after.split()).startswith(beats[0])
+    story = console.say("/story", "段誉")  # the same text (but for the line breaks the shown beat leaves out)
+    assert "".join(story.split()).startswith("".join((text + after.partition("\n\n下一步？")[0]).split()))
+    assert console.quit() == 0
