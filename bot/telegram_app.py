@@ -145,13 +145,12 @@ def command_handler(command: str, doc: str, whole_text: bool = False):
         chat_id, message = update.effective_chat.id, update.effective_message
         engine, user = engine_of(context), sender_id(update)
         arg = (message.text or "") if whole_text else command_text(update)  # whole_text: a line, no command word
-        if command in LINES and message.chat.type != "private":  # a group's lines take turns
+        if command in LINES:  # a person's line: it waits its turn (stored) and joins when no part is in flight
             await queue_line(context.application, chat_id, message, LINES[command], arg, user, sender_name(update))
         elif command in GENERATING:
             out = part_output(context.application, chat_id, message)
             await start_part(context.application, chat_id, out,
-                             lambda: dispatch(engine, chat_id, user, command, arg, out, sender_name(update)),
-                             group=message.chat.type != "private")
+                             lambda: dispatch(engine, chat_id, user, command, arg, out, sender_name(update)))
         else:
             await dispatch(engine, chat_id, user, command, arg, TelegramOutput(context.bot, chat_id, message),
                            sender_name(update))

@@ -1,11 +1,13 @@
-"""How parts reach Telegram: starting one, the buttons under it, presses on them, and a group's
-turns (lines that waited) and votes (choices).
+"""How parts reach Telegram: starting one, the buttons under it, presses on them, people's lines
+taking turns, and a group's votes (choices).
 
-A part streams from a task of the bot's own (bot.part_tasks) through the sending Bot. After
-every part in a group, the lines that waited their turn meanwhile join the story and the bot
-writes one part after them (bot.turns). A press on ① ② ③ decides at once in a private chat
-and is a vote in a group (bot.choices); `choice_clock` closes a group's vote on time, also
-for votes left open by a restart.
+A part streams from a task of the bot's own (bot.part_tasks) through the sending Bot. A
+person's line (a plain line, /add, /say, /do, a reply to the bot in a group) is stored in
+the chat's queue first, so no line is lost to a crash; after every part, the lines that
+waited their turn meanwhile join the story and the bot writes one part after them
+(bot.turns). A press on ① ② ③ decides at once in a private chat and is a vote in a group
+(bot.choices); `choice_clock` closes a group's vote on time, also for votes left open by a
+restart.
 """
 
 from __future__ import annotations
@@ -43,13 +45,17 @@ def part_output(app: Application, chat_id: int, message=None, thread_id=None, vo
                           reply_to=reply_to)
 
 
-async def start_part(app: Application, chat_id: int, out: TelegramOutput, action, group: bool = False) -> bool:
-    """Stream a part from a task of the bot's own (`action()`: its coroutine), then, in a group, the lines
-    that waited meanwhile; past MAX_JOBS parts in flight the chat is told the bot is busy instead (False)."""
+def in_group(chat_id: int) -> bool:
+    """Telegram gives groups, supergroups and channels negative ids, people positive ones."""
+    return chat_id < 0
+
+
+async def start_part(app: Application, chat_id: int, out: TelegramOutput, action) -> bool:
+    """Stream a part from a task of the bot's own (`action()`: its coroutine), then the lines that waited
+    meanwhile; past MAX_JOBS parts in flight the chat is told the bot is busy instead (False)."""
     async def part_then_turns() -> None:
         await action()
-        if group:
-            await take_turns(app, chat_id)
+        await take_turns(app, chat_id)
 
     if not app.bot_data["parts"].start(chat_id, part_then_turns):
         await out.say(texts.BUSY_GLOBAL)
@@ -58,19 +64,20 @@ async def start_part(app: Application, chat_id: int, out: TelegramOutput, action
 
 
 async def take_turns(app: Application, chat_id: int) -> None:
-    """While lines wait in the group: they join the story and the bot writes one part after them. Stops
+    """While lines wait in the chat: they join the story and the bot writes one part after them. Stops
     when a part is refused or fails (the lines stay queued for the next part, or the next start)."""
-    engine = app.bot_data["engine"]
+    engine, group = app.bot_data["engine"], in_group(chat_id)
     while lines := await answering(engine, part_output(app, chat_id), engine.store.waiting(chat_id)):
         last = lines[-1]
-        out = part_output(app, chat_id, thread_id=last.thread_id, votes=True, reply_to=last.message_id)
+        out = part_output(app, chat_id, thread_id=last.thread_id, votes=group,
+                          reply_to=last.message_id if group else None)
         if await answering(engine, out, stream(turns.join_waiting(engine, chat_id), out)) is None:
             return
 
 
 async def queue_line(app: Application, chat_id: int, message, kind: str, line: str, user_id: int,
                      user_name: str) -> None:
-    """A group member's line for the story: queued in arrival order, and joined as soon as no part is in flight."""
+    """A person's line for the story: queued in arrival order, and joined as soon as no part is in flight."""
     engine, out = app.bot_data["engine"], TelegramOutput(app.bot, chat_id, message)
     try:
         queued = await answering(engine, out, turns.wait_turn(engine, chat_id, line, user_id, user_name, kind,
@@ -86,8 +93,7 @@ async def queue_line(app: Application, chat_id: int, message, kind: str, line: s
     if app.bot_data["parts"].writing(chat_id):  # the part in flight takes the queue's turn when it ends
         await out.say(texts.waiting_place(place))
     else:
-        await start_part(app, chat_id, part_output(app, chat_id, message, votes=True),
-                         lambda: take_turns(app, chat_id))
+        await start_part(app, chat_id, part_output(app, chat_id, message), lambda: take_turns(app, chat_id))
 
 
 async def choice_pressed(app: Application, query, chat_id: int, fields: list[int], group: bool) -> None:
@@ -124,7 +130,7 @@ async def decide(app: Application, chat_id: int, version: int, at: int, option: 
     """A group's vote is decided: the beat joins the story (chosen by everyone) and the bot goes on."""
     engine = app.bot_data["engine"]
     return await start_part(app, chat_id, out, lambda: answering(engine, out, stream(
-        choices.choose(engine, chat_id, version, at, option, None, texts.AUTHOR_VOTE), out)), group=True)
+        choices.choose(engine, chat_id, version, at, option, None, texts.AUTHOR_VOTE), out)))
 
 
 async def choice_clock(app: Application) -> None:
@@ -151,7 +157,7 @@ async def choice_clock(app: Application) -> None:
 
 
 async def resume_turns(app: Application) -> None:
-    """At start: groups whose lines were waiting when the bot stopped get them joined now."""
+    """At start: chats whose lines were waiting when the bot stopped get them joined now."""
     engine = app.bot_data["engine"]
     for chat_id in await engine.store.chats_waiting():
         await start_part(app, chat_id, part_output(app, chat_id), lambda c=chat_id: take_turns(app, c))

@@ -1,6 +1,6 @@
-"""Groups take turns: lines that arrive while the bot writes wait, then join the story together.
+"""Taking turns: lines that arrive while the bot writes wait, then join the story together.
 
-In a group, every line for the story (/add, /say, /do, a reply to the bot's message) goes
+Every line for the story (a plain line, /add, /say, /do, a reply to the bot in a group) goes
 through `wait_turn`: it is checked at once (empty, unreadable, no character: told why, and
 nothing is queued), then stored in arrival order, at most WAITING_MAX per chat (past that:
 "等一等…"). Whenever the chat has no part in flight, the front end runs `join_waiting`: every

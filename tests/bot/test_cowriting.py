@@ -209,3 +209,25 @@ def test_a_groups_lines_wait_their_turn_while_the_bot_writes_none_lost(fake, sta
     after = reply_after(fake, -63, "/story", user_id=1, **group).document.decode("utf-8")
     assert after.startswith(story) and [after.count(f"阿朱哭了{i}") for i in range(5)] == [1] * 5
     assert "段誉又叹气" not in after
+
+
+def test_a_private_line_waits_while_the_bot_writes_and_survives_a_crash_while_it_is_read(fake, start_bot):
+    bot = start_bot(fake, log="1.log")
+    reply_after(fake, 64, "/len 50")
+    fake.fail("sendMessage", "hang", 4, chat_id=64)
+    fake.command(64, "/write 乔峰")
+    fake.wait_for(lambda: fake.hanging, 30, "the part in flight")
+    assert reply_after(fake, 64, "阿朱哭了").text == texts.waiting_place(1)  # not refused: it waits its turn
+    before = parts_seen(fake, 64)
+    fake.wait_for(lambda: len(parts_seen(fake, 64) - before) >= 2, 60, "the part, then one after the line")
+    story = reply_after(fake, 64, "/story").document.decode("utf-8")
+    assert story.count("阿朱哭了") == 1
+    fake.fail("sendMessage", "hang", 30, chat_id=64)  # the part after the next line hangs: killed meanwhile
+    fake.command(64, "段誉叹了口气")
+    fake.wait_for(lambda: fake.hanging, 30, "the part after the line in flight")
+    bot.stop(signal.SIGKILL)
+    before = parts_seen(fake, 64)
+    start_bot(fake, log="2.log")
+    newest_part(fake, 64, before)  # the line was kept, and is joined once the bot is back
+    after = reply_after(fake, 64, "/story").document.decode("utf-8")
+    assert after.startswith(joined(story, "段誉叹了口气")) and after.count("段誉叹了口气") == 1
