@@ -162,9 +162,11 @@ class Scheduler:
             batch = [j for j in batch if j not in reading and j.active]
             if not batch:
                 continue
-            n = min(min(j.remaining for j in batch),
-                    min(j.chunk or (self.config.chunk if j.state is JobState.RUNNING else self.config.first_chunk)
-                        for j in batch))
+            # Jobs with a round size of their own (beats that stop at a sentence end) take the others' rounds
+            # when they share one, so they never make the others' rounds shorter.
+            usual = [self.config.chunk if j.state is JobState.RUNNING else self.config.first_chunk
+                     for j in batch if not j.chunk]
+            n = min(min(j.remaining for j in batch), min(usual) if usual else min(j.chunk for j in batch))
             prompts = [j.read for j in batch]  # "" once read
             states = np.concatenate([j.states for j in batch], axis=1)
             temps = [j.temperature for j in batch]

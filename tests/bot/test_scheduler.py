@@ -170,3 +170,22 @@ def test_a_new_job_knows_how_many_wait_before_it_and_about_how_long():
     assert round_seconds >= 0.01  # a moving average of the 0.05 s rounds, from zero
     assert waits[4][1] == pytest.approx(2 * waits[2][1]) and waits[1][1] == 0  # rounds of two before each
     assert after == (0, 0.0)  # once served, nothing to wait for
+
+
+def test_a_job_done_early_by_its_rule_never_shortens_the_rounds_of_others():
+    async def go():
+        model = FakeModel()
+        sched = Scheduler(model, SchedulerConfig(first_chunk=4, chunk=8))
+        sched.start()
+        alone = sched.submit("甲", model.initial_state(), 40, 1.0, chunk=2, until=lambda text: len(text) >= 6)
+        short = await collect(sched, alone)
+        calls_alone = [length for _, length, _ in model.calls]
+        model.calls.clear()
+        other = sched.submit("乙", model.initial_state(), 20, 1.0)
+        beat = sched.submit("丙", model.initial_state(), 40, 1.0, chunk=2, until=lambda text: len(text) >= 6)
+        texts = await asyncio.gather(collect(sched, other), collect(sched, beat))
+        await sched.stop()
+        return short, calls_alone, texts, [length for _, length, _ in model.calls]
+    short, calls_alone, texts, lengths = run(go())
+    assert len(short) == 6 and calls_alone == [2, 2, 2]  # alone: its own rounds, done as soon as its rule holds
+    assert [len(t) for t in texts] == [20, 12] and lengths[:2] == [4, 8]  # together: the other's rounds
