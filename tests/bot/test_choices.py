@@ -128,4 +128,4 @@ def test_no_beat_speaks_for_a_played_character(tiny, tmp_path):
         await store.close()
         return found
     found = asyncio.run(go())
-    assert found and all(roles.speaks_at(option, ["乔峰"]) is None for option in found)  # the rule: tests/bot/test_roles
+    assert found and all(roles.speaks_at(option, ["乔峰"]) is None for option in found)  # rule: test_roles
