@@ -21,7 +21,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from bot import roles, texts
+from bot import roles, sentences, texts
 from bot.part import Opening, PartContext, UserError
 from bot.scheduler import Busy, Stopped
 from bot.store import Choice, NewPart
@@ -30,29 +30,19 @@ OPTIONS = 3  # beats offered after each part
 BEAT_MAX = 80  # characters written for each beat at most; it ends at its first sentence end within them
 BEAT_ROUND = 16  # characters a beat is written in per round: it stops at the round its sentence ends in
 CHOICE_SECONDS = 60  # a group's vote closes this long after the offer, with the leading option
-SENTENCE_ENDS = "。！？…"
-CLOSERS = "”’」』）"  # belong to the sentence they close
-PAUSES = "，；：、"  # where a beat without a sentence end is cut
 HANZI = re.compile(r"[\u3400-\u9fff]")
 
 
 def beat(text: str) -> str:
     """`text` up to its first sentence end (closing quotes and further end marks with it); without one,
     up to its last pause; without either, all of it."""
-    for i, c in enumerate(text):
-        if c in SENTENCE_ENDS:
-            j = i + 1
-            while j < len(text) and (text[j] in CLOSERS or text[j] in SENTENCE_ENDS):
-                j += 1
-            return text[:j]
-    cut = max(text.rfind(p) for p in PAUSES)
-    return text[:cut + 1] if cut > 0 else text
+    return sentences.first_sentence(text)
 
 
 def has_beat(text: str) -> bool:
     """`text` holds a whole first sentence (an end mark with something after it that does not belong to it)."""
     cut = beat(text)
-    return cut != text and any(c in SENTENCE_ENDS for c in cut)
+    return cut != text and any(c in sentences.ENDS for c in cut)
 
 
 def shown(option: str) -> str:

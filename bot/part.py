@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bot import roles, texts
+from bot import roles, sentences, texts
 from bot.limits import USER
 from bot.scheduler import Busy
 from bot.store import NewPart
@@ -86,6 +86,8 @@ class Part:
     text: str = ""  # generated so far
     roles: list[str] = field(default_factory=list)  # characters people play here: the bot never speaks for them
     turn: str | None = None  # the role whose line the part stopped before (their turn), if it did
+    target: int = 0  # characters asked for (/len): the part ends at the first sentence end past them
+    ended: bool = False  # it reached its end (a sentence end, or the most it may run to)
     choices: list[str] = field(default_factory=list)  # next beats offered after it (/choices), ① first
 
     @property
@@ -100,6 +102,11 @@ class Part:
             if at is not None:  # the bot was about to speak for someone's character: the part ends before it
                 self.turn = next(r for r in self.roles if self.text.startswith(r, at))
                 self.text = self.text[:at]
+                return
+            end = sentences.part_end(self.text, self.target, self.target + sentences.SLACK)
+            if end is not None:  # at a sentence end: the rest of what was written is dropped
+                self.text, self.ended = self.text[:end], True
+                yield piece
                 return
             yield piece
 
@@ -137,8 +144,8 @@ class PartContext:
             opening = await self.prepare(self.session, settings)
             played = await self.engine.store.roles(self.chat_id)
             try:
-                self.job = self.engine.scheduler.submit(opening.read, opening.states, settings.length,
-                                                        settings.temperature)
+                self.job = self.engine.scheduler.submit(opening.read, opening.states,
+                                                        settings.length + sentences.SLACK, settings.temperature)
             except Busy:
                 raise UserError(texts.BUSY_GLOBAL) from None
         except BaseException:
@@ -153,14 +160,14 @@ class PartContext:
         queued = texts.QUEUED.format(ahead=ahead) if seconds and seconds >= QUEUE_NOTICE_SECONDS else ""
         notice = "\n".join(n for n in (self.notice, opening.notice, queued) if n)
         self.part = Part(self.chat_id, opening.version, opening.start, opening.header, notice,
-                         _run=self.engine.scheduler.stream(self.job), roles=played)
+                         _run=self.engine.scheduler.stream(self.job), roles=played, target=settings.length)
         return self.part
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
         opening, part, session = self.opening, self.part, self.session
         try:
             # Whole, or stopped before someone's character spoke (then nothing more is written).
-            complete = exc_type is None and (self.job.remaining <= 0 or part.turn is not None)
+            complete = exc_type is None and (self.job.remaining <= 0 or part.turn is not None or part.ended)
             self.job.cancel()  # (a job that wrote all it was asked for stays as it was)
             if not complete:
                 if session.version == opening.version and not opening.new_story:
@@ -182,16 +189,20 @@ class PartContext:
                 raise UserError(texts.STORY_CHANGED)
             if opening.new_story:
                 opening.version = part.version = version  # what its buttons carry
-            # A part cut short has no state at its end: the next part reads its text from a state kept before.
-            end = self.job.states if part.turn is None else None
+            # A part cut short of what its job wrote (a sentence end, someone's turn) has no state at its end:
+            # the nearest round end before it is kept, and the next part reads the few characters past it.
+            exact = part.turn is None and len(part.text) == self.job.produced
+            end = self.job.states if exact else None
             session.version, session.states = opening.version, end
             session.before_last = (opening.read, opening.states)  # what 重写 starts from
             kept, changed = session.checkpoints, added[0].start  # where the new text begins (0: a new story)
             for n in [n for n in kept if n > changed]:
                 del kept[n]  # states past it are of text that is gone (or of the story a new one replaced)
-            if end is not None:  # the newest CHECKPOINTS ends of parts, for /undo
-                kept[len(story_text)] = end
-                kept.move_to_end(len(story_text))
+            marks = [(n, st) for n, st in self.job.marks if n <= len(part.text)]
+            if end is not None or marks:  # the newest CHECKPOINTS ends of parts, for /undo
+                at, state = (len(story_text), end) if end is not None else (opening.start + marks[-1][0], marks[-1][1])
+                kept[at] = state
+                kept.move_to_end(at)
                 while len(kept) > CHECKPOINTS:
                     kept.popitem(last=False)
         finally:

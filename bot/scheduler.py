@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ class Busy(Exception):
 
 class Stopped(Exception):
     """The bot is shutting down: this job was abandoned before it finished."""
+
+
+MARKS = 3  # round ends whose state a job keeps (its newest), for a part cut short of the job's end
 
 
 class JobState(Enum):
@@ -55,6 +59,10 @@ class Job:
     chunk: int | None = None  # characters in each of its rounds (None: first_chunk, then chunk)
     until: Callable[[str], bool] | None = None  # done early once its text so far satisfies it
     written: str = ""  # its text so far (kept only for `until`)
+    produced: int = 0  # characters written so far
+    # (characters written, state [S, 1, H] there) at its newest round ends: a part cut short of its end
+    # (at a sentence end) goes on from the nearest of these, reading only the few characters past it.
+    marks: deque = field(default_factory=lambda: deque(maxlen=MARKS))
 
     @property
     def active(self) -> bool:
@@ -183,6 +191,8 @@ class Scheduler:
                 j.state, j.read, j.last_served = JobState.RUNNING, "", now
                 j.states = new_states[:, i:i + 1, :].copy()
                 j.remaining -= n
+                j.produced += n
+                j.marks.append((j.produced, j.states))
                 j.pieces.put_nowait(texts[i])
                 if j.until is not None:
                     j.written += texts[i]

@@ -112,3 +112,15 @@ def finished_part(fake: FakeTelegram, chat_id: int, text: str, **kw) -> Sent:
 def by_part(who: str) -> list[str]:
     """/story who's text, one entry per part (a part's own text may hold blank lines)."""
     return re.split(r"\n\n(?=【\d+】)", who)
+
+
+def a_part_of(text: str, target: int) -> bool:
+    """`text` is what a part asked for `target` characters (/len) should be: at least that long, at most SLACK
+    more, and ending just past a sentence end (or, having run to the most, at a pause or right there)."""
+    from bot.sentences import CLOSERS, ENDS, PAUSES, SLACK
+
+    if not target <= len(text) <= target + SLACK:
+        return False
+    body = text.rstrip(CLOSERS)
+    return body.endswith(tuple(ENDS)) or (len(text) > target and text.endswith(tuple(PAUSES))) \
+        or len(text) == target + SLACK

@@ -10,7 +10,7 @@ from bot import choices, roles, texts
 from bot.part import UserError
 from bot.store import Choice
 from model import load
-from tests.bot.test_engine import drain, make_engine
+from tests.bot.test_engine import drain, make_engine, state_at_end
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_a_chosen_beat_joins_the_story_read_exactly_and_the_choice_closes(tiny_m
         before = await store.story(1)
         last = len(options) - 1
         after = await drain(choices.choose(engine, 1, before.version, len(before.text), last, 7, "阿朱"))
-        states = engine.sessions[1].states
+        states = await state_at_end(engine, 1)
         story = await store.story(1)
         parts = await store.parts(1)
         gone = await store.choice(1)
