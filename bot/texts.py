@@ -9,7 +9,7 @@ HELP = f"""金庸体写作机器人 —— 我用金庸小说学会了写武侠�
 /continue —— 接着往下写
 直接发一句话（群里用 /add 文字，或回复我的故事消息）—— 你的话加进故事，我接着写
 /temp 数值 —— 设定温度（{TEMP_MIN}–{TEMP_MAX}），越低越稳，越高越奇；/temp 查看当前值
-/len 字数 —— 每次写多少字（{LEN_MIN}–{LEN_MAX}）；/len 查看当前值
+/len 字数 —— 每次大约写多少字（{LEN_MIN}–{LEN_MAX}，写到句子结束为止）；/len 查看当前值
 /book 书名 —— 故事写在哪部小说里，例如：/book 天龙八部；/book auto 按开头里的人名自动选；/book 查看
 /undo —— 撤销最后一段（不管是谁写的）；/redo —— 恢复刚撤销的一段
 /role 段誉 —— 你在故事里扮演段誉（/role 查看，/role off 不再扮演）；我不会替你的角色说话
@@ -75,7 +75,7 @@ TEMP_SHOWN = f"当前温度：{{value:g}}（可设 {TEMP_MIN}–{TEMP_MAX}，例
 TEMP_SET = "温度已设为 {value:g}。"
 TEMP_INVALID = f"温度必须是 {TEMP_MIN} 到 {TEMP_MAX} 之间的数字（例如 /temp 0.7），「{{raw:.20}}」不行。温度没有改变。"
 LEN_SHOWN = f"每次写 {{value}} 字（可设 {LEN_MIN}–{LEN_MAX}，例如 /len 500）"
-LEN_SET = "以后每次写 {value} 字。"
+LEN_SET = "以后每次写 {value} 字左右（写到那之后的第一个句号、问号或叹号）。"
 LEN_INVALID = f"字数必须是 {LEN_MIN} 到 {LEN_MAX} 之间的整数（例如 /len 500），「{{raw:.20}}」不行。字数没有改变。"
 PROMPT_CUT = "（开头太长，只用了最后 {limit} 个字。）"
 
