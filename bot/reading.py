@@ -15,6 +15,7 @@ import re
 from functools import lru_cache
 
 TO_CURLY = str.maketrans("「」『』", "“”‘’")
+OCR_SLIPS = str.maketrans({"囗": "口"})  # as train.normalise fixes the novels (囗 is never prose)
 FULL_WIDTH = str.maketrans({",": "，", "!": "！", "?": "？", ":": "：", ";": "；", "(": "（", ")": "）"})
 MISSING_GLYPHS = re.compile("[□〓\ufffd▯]")
 HANZI = re.compile(r"[\u3400-\u9fff]")
@@ -31,7 +32,7 @@ def _simplify():
 
 def as_read(line: str) -> str:
     """`line` in the corpus's form: simplified, “curly” quotes, full-width punctuation, …… for dots."""
-    text = MISSING_GLYPHS.sub("", _simplify()(line)).translate(TO_CURLY)
+    text = MISSING_GLYPHS.sub("", _simplify()(line)).translate(TO_CURLY).translate(OCR_SLIPS)
     if not HANZI.search(text):
         return text  # no Chinese: nothing of the novels' form to bring it to (the engine refuses it)
     text = ELLIPSIS.sub("……", text.translate(FULL_WIDTH))

@@ -168,7 +168,8 @@ def score_lines(result: dict) -> list[str]:
 def format_lines(result: dict) -> list[str]:
     return [*(text + "\n" for text in result["flagged"]),
             f"{result['samples']} continuations × {result['length']} chars at temperature {result['temperature']}: "
-            f"{result['missing_glyph']} missing-glyph marks, {result['corner_quotes']} corner quotes, "
+            f"{result['missing_glyph']} missing-glyph marks, {result.get('ocr_slips', 0)} OCR slips (囗 for 口), "
+            f"{result['corner_quotes']} corner quotes, "
             f"{result['wrapped_runs']} hard-wrapped runs"]
 
 

@@ -159,7 +159,8 @@ def world_figures(model_dir: Path) -> dict:
             "world_measure": f"{auto['prompts']} prompts × {auto['length']} chars at temperature "
                              f"{auto['temperature']}, seed {auto['seed']}, book auto "
                              "(python -m train.evaluate --worlds)",
-            "format_defects": {k: marks[k] for k in ("samples", "missing_glyph", "corner_quotes", "wrapped_runs")}}
+            "format_defects": {k: marks[k] for k in ("samples", "missing_glyph", "ocr_slips", "corner_quotes",
+                                                     "wrapped_runs")}}
 
 
 # World "input": the novels' vectors are multiplied by this in the artifact. Measured (README) on

@@ -29,6 +29,10 @@ _TO_CORNER = str.maketrans("“”‘’", "「」『』")
 # font shows (the model also keeps that range for its novels' tokens).
 MISSING_GLYPHS = "□〓\ufffd▯"
 _MISSING = re.compile(f"[{MISSING_GLYPHS}\ue000-\uf8ff]")
+# Characters an OCR pass read in place of the book's: 囗 (U+56D7, the enclosure radical, which prose
+# never uses) for 口 — 46 of them in one download of 《天龙八部》 (开囗, 叹了囗气, 胸囗).
+OCR_SLIPS = {"囗": "口"}
+_FIX_SLIPS = str.maketrans(OCR_SLIPS)
 
 # OpenCC's t2s leaves 著 alone, since 著 is also a simplified character (著名, 著作);
 # old mainland and Taiwanese editions use it for the aspect particle 着 (接著, 看著).
@@ -59,6 +63,7 @@ class Normalisation:
     quotes: str = "curly"  # one of QUOTE_STYLES
     simplify: bool = True  # traditional and variant forms → simplified (OpenCC t2s)
     drop_marks: bool = True  # remove missing-glyph marks (MISSING_GLYPHS)
+    fix_slips: bool = True  # OCR slips → what the book printed (OCR_SLIPS: 囗 → 口)
 
 
 @dataclass
@@ -71,6 +76,7 @@ class Changes:
     quotes_converted: int = 0
     chars_simplified: int = 0
     marks_dropped: int = 0
+    slips_fixed: int = 0
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -78,12 +84,14 @@ class Changes:
                 + f"{self.lines_rejoined} lines re-joined"
                 + (f" (wrapped at {self.wrap_width})" if self.wrap_width else "")
                 + f", {self.quotes_converted} quotes converted, {self.chars_simplified} characters simplified, "
-                  f"{self.marks_dropped} missing-glyph marks dropped")
+                  f"{self.marks_dropped} missing-glyph marks dropped"
+                + (f", {self.slips_fixed} OCR slips fixed (囗 → 口)" if self.slips_fixed else ""))
 
     def as_dict(self) -> dict:
         return {"indents_fixed": self.indents_fixed, "lines_rejoined": self.lines_rejoined,
                 "wrap_width": self.wrap_width, "quotes_converted": self.quotes_converted,
-                "chars_simplified": self.chars_simplified, "marks_dropped": self.marks_dropped}
+                "chars_simplified": self.chars_simplified, "marks_dropped": self.marks_dropped,
+                "slips_fixed": self.slips_fixed}
 
 
 def normalise(text: str, options: Normalisation | None = None) -> tuple[str, Changes]:
@@ -94,6 +102,9 @@ def normalise(text: str, options: Normalisation | None = None) -> tuple[str, Cha
     changes = Changes()
     if options.drop_marks:
         text, changes.marks_dropped = _MISSING.subn("", text)
+    if options.fix_slips:
+        changes.slips_fixed = sum(text.count(c) for c in OCR_SLIPS)
+        text = text.translate(_FIX_SLIPS)
     if options.rejoin:
         text, changes.indents_fixed = unify_indents(text)
         text, changes.lines_rejoined, changes.wrap_width = rejoin_wrapped(text)

@@ -30,6 +30,7 @@ SEED = 2026
 
 
 MISSING_GLYPHS = "□〓"
+OCR_SLIPS = "囗"  # U+56D7, the enclosure radical: a scanner's reading of 口 (开囗, 叹了囗气), never prose
 CORNER_QUOTES = "「」『』"
 SHORT_LINE = 30  # characters; a run of WRAPPED_RUN lines shorter than this (not dialogue) looks hard-wrapped
 WRAPPED_RUN = 3
@@ -37,7 +38,7 @@ FORMAT_SAMPLES = 100
 
 
 def format_defects(text: str) -> dict[str, int]:
-    """Marks a printed novel would not have: {"missing_glyph", "corner_quotes", "wrapped_runs"}.
+    """Marks a printed novel would not have: {"missing_glyph", "ocr_slips", "corner_quotes", "wrapped_runs"}.
 
     The last line is left out of the wrap count (a sample stops mid-line)."""
     lines = [line.strip("　 \t") for line in text.split("\n")[:-1]]
@@ -50,6 +51,7 @@ def format_defects(text: str) -> dict[str, int]:
         runs += length >= WRAPPED_RUN
         length = 0
     return {"missing_glyph": sum(text.count(c) for c in MISSING_GLYPHS),
+            "ocr_slips": sum(text.count(c) for c in OCR_SLIPS),
             "corner_quotes": sum(text.count(c) for c in CORNER_QUOTES), "wrapped_runs": runs}
 
 
@@ -58,7 +60,7 @@ def format_check(model, samples: int = FORMAT_SAMPLES, batch: int = 64, length: 
     """format_defects summed over `samples` continuations of the world prompts (in turn, book auto)."""
     prompts = [p for _, p in world_prompts(model.card.books)] or ["　　"]
     prompts = [prompts[i % len(prompts)] for i in range(samples)]
-    totals = {"missing_glyph": 0, "corner_quotes": 0, "wrapped_runs": 0}
+    totals = {"missing_glyph": 0, "ocr_slips": 0, "corner_quotes": 0, "wrapped_runs": 0}
     flagged = []
     for start in range(0, samples, batch):
         texts, _ = model.generate(prompts[start:start + batch], length=length, temperature=temperature,

@@ -165,9 +165,11 @@ def test_format_defects_count_what_a_printed_book_would_not_have():
     from train.worlds import format_defects
 
     book = "　　乔峰道：“走吧。”\n　　阿朱点了点头，跟着他出了门，两人向北而去，一路无话。\n"
-    assert format_defects(book) == {"missing_glyph": 0, "corner_quotes": 0, "wrapped_runs": 0}
+    assert format_defects(book) == {"missing_glyph": 0, "ocr_slips": 0, "corner_quotes": 0, "wrapped_runs": 0}
     wrapped = "　　乔峰走进客栈，\n　　只见店中坐着\n　　七八条汉子，\n　　都在喝酒\n未完"
     assert format_defects(wrapped)["wrapped_runs"] == 1
     talk = "　　“走！”\n　　“去哪？”\n　　“北边。”\n未完"  # short lines of dialogue are a book's own
     assert format_defects(talk)["wrapped_runs"] == 0
-    assert format_defects("他说「好」，□〓") == {"missing_glyph": 2, "corner_quotes": 2, "wrapped_runs": 0}
+    assert format_defects("他说「好」，□〓") == {"missing_glyph": 2, "ocr_slips": 0, "corner_quotes": 2,
+                                            "wrapped_runs": 0}
+    assert format_defects("诸般胸囗，叹了囗气")["ocr_slips"] == 2  # 囗 (U+56D7) read by a scanner for 口

@@ -151,3 +151,11 @@ def test_space_indents_and_paragraphs_run_together_become_book_paragraphs():
     out, changes = normalise(text, Normalisation(**{**OFF, "rejoin": True}))
     assert out == "第一章 刀\n　　冷风如刀。\n　　万里飞雪。\n　　雪将住。\n"
     assert changes.indents_fixed == 3
+
+
+def test_ocr_slips_become_what_the_book_printed_and_are_counted():
+    out, changes = normalise("他叹了囗气，开囗道：“好。”\n")
+    assert out == "他叹了口气，开口道：“好。”\n" and changes.slips_fixed == 2
+    assert "2 OCR slips fixed" in changes.summary() and changes.as_dict()["slips_fixed"] == 2
+    kept, none = normalise("他叹了囗气。\n", Normalisation(fix_slips=False))
+    assert kept == "他叹了囗气。\n" and none.slips_fixed == 0
