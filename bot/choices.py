@@ -17,11 +17,10 @@ A choice belongs to the story's version and length it was offered at: any part s
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from dataclasses import dataclass
 
-from bot import roles, sentences, texts
+from bot import reading, roles, sentences, texts
 from bot.part import Opening, PartContext, UserError
 from bot.scheduler import Busy, Stopped
 from bot.store import Choice, NewPart
@@ -30,7 +29,6 @@ OPTIONS = 3  # beats offered after each part
 BEAT_MAX = 80  # characters written for each beat at most; it ends at its first sentence end within them
 BEAT_ROUND = 16  # characters a beat is written in per round: it stops at the round its sentence ends in
 CHOICE_SECONDS = 60  # a group's vote closes this long after the offer, with the leading option
-HANZI = re.compile(r"[\u3400-\u9fff]")
 
 
 def beat(text: str) -> str:
@@ -95,7 +93,7 @@ async def offer(engine, chat_id: int, part, user_id: int, vote: bool, thread_id:
             text = beat(text)
             at = roles.speaks_at(text, played)  # a beat never speaks for someone's character either
             text = text[:at] if at is not None else text
-            if HANZI.search(text) and text not in options:  # a beat of only "。" is no beat
+            if reading.HANZI.search(text) and text not in options:  # a beat of only "。" is no beat
                 options.append(text)
         if options:
             await engine.store.open_choice(chat_id, Choice(story.version, len(story.text), options, vote, time.time(),

@@ -203,9 +203,8 @@ class StoryEngine:
         line, notice = self.cut_prompt(line)
 
         async def prepare(s: ChatSession, settings) -> Opening:
-            text = await self.line_for(chat_id, line, user_id, kind)
-            return await self.opening_with(s, settings, chat_id, [NewPart(0, text, kind, user_id, user_name,
-                                                                          typed_if_cleaned(line))])
+            text, typed = await self.line_for(chat_id, line, user_id, kind)
+            return await self.opening_with(s, settings, chat_id, [NewPart(0, text, kind, user_id, user_name, typed)])
 
         return self.part(chat_id, prepare, notice, user_id)
 
@@ -216,9 +215,10 @@ class StoryEngine:
             return text[-self.prompt_limit:], texts.PROMPT_CUT.format(limit=self.prompt_limit)
         return text, ""
 
-    async def line_for(self, chat_id: int, line: str, user_id: int | None, kind: str) -> str:
-        """A person's line as it joins the story: cleaned as the corpus was (bot.reading), for /say and /do in
-        their character's form; or UserError saying why it cannot: empty, nothing the model reads, no character."""
+    async def line_for(self, chat_id: int, line: str, user_id: int | None, kind: str) -> tuple[str, str | None]:
+        """(a person's line as it joins the story: cleaned as the corpus was (bot.reading), for /say and /do in
+        their character's form; the line as typed where cleaning changed it, else None), or UserError saying
+        why it cannot join: empty, nothing the model reads, no character."""
         role = None
         if kind in ("say", "do"):
             role = await self.store.role(chat_id, user_id if user_id is not None else chat_id)
@@ -226,12 +226,13 @@ class StoryEngine:
                 raise UserError(texts.ROLE_NEEDED)
         if not line:
             raise UserError({"say": texts.SAY_USAGE, "do": texts.DO_USAGE}.get(kind, texts.ADD_USAGE))
-        line = reading.as_read(line)
-        if not any(c in self.known for c in line):
+        read = reading.as_read(line)
+        if not any(c in self.known for c in read):
             raise UserError(texts.ADD_UNREADABLE)  # only emoji, Latin letters …: the model would read [UNK]s
+        typed = line if read != line else None
         if role is not None:
-            line = (roles.say if kind == "say" else roles.act)(role, line)
-        return line
+            read = (roles.say if kind == "say" else roles.act)(role, read)
+        return read, typed
 
     async def opening_with(self, s: ChatSession, settings, chat_id: int, lines: list[NewPart],
                            waited: int | None = None) -> Opening:
@@ -324,11 +325,6 @@ PARAGRAPH = "\n\u3000\u3000"  # how the novels (and the model) begin a paragraph
 def paragraph(story: str, line: str) -> str:
     """`line` as a new paragraph after `story` (a person's own words stand apart from the bot's)."""
     return ("\u3000\u3000" if story.endswith("\n") else PARAGRAPH) + line
-
-
-def typed_if_cleaned(typed: str) -> str | None:
-    """A person's line as typed, kept beside the story's when cleaning changed it (None: it did not)."""
-    return typed if reading.as_read(typed) != typed else None
 
 
 def is_locked(error: BaseException) -> bool:

@@ -13,7 +13,6 @@ and the bot drains it when it starts).
 from __future__ import annotations
 
 from bot import texts
-from bot.engine import typed_if_cleaned
 from bot.part import PartContext, UserError
 from bot.store import NewPart, Waiting
 
@@ -25,9 +24,9 @@ async def wait_turn(engine, chat_id: int, line: str | None, user_id: int, user_n
     """Queue a person's line: (its place, 1 for next; a notice for the chat, "" if none), or UserError saying
     why it cannot join (nothing is queued then)."""
     line, notice = engine.cut_prompt(line)
-    text = await engine.line_for(chat_id, line, user_id, kind)
+    text, typed = await engine.line_for(chat_id, line, user_id, kind)
     place = await engine.store.add_waiting(chat_id, Waiting(0, kind, text, user_id, user_name, message_id,
-                                                            thread_id, typed_if_cleaned(line)), WAITING_MAX)
+                                                            thread_id, typed), WAITING_MAX)
     if place is None:
         raise UserError(texts.WAIT_FULL)
     return place, notice
