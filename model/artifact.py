@@ -120,7 +120,8 @@ class CharModel:
         self.world = self.card.world
         # Novels the model can write in (none for a model trained without a world).
         self.books = Books(self.card.books if self.world != "none" else [])
-        self._book_states = self._m.book_states.numpy()  # [K+1, S, H]
+        stored = self._m.book_states.numpy()  # [K+1, S-1, H]; the recent characters' row starts empty
+        self._book_states = np.concatenate([stored, np.zeros_like(stored[:, :1])], axis=1)  # [K+1, S, H]
 
     def weights(self) -> Weights:
         """The artifact's weights by role, as NumPy arrays (float16, as stored)."""
@@ -155,7 +156,8 @@ class CharModel:
         from model.runtime import StepRuntime  # noqa: PLC0415
 
         chars = self.chars()
-        runtime = StepRuntime(Int8Step(self.weights(), self.card.architecture.cell, never_mask(chars)), chars)
+        runtime = StepRuntime(Int8Step(self.weights(), self.card.architecture.cell, never_mask(chars), chars=chars),
+                              chars)
         release_freed_memory()
         return runtime
 
@@ -194,10 +196,13 @@ class CharModel:
         return states
 
     def generate(self, prompts: list[str], states=None, length: int = 200, temperature=1.0, top_k=0, top_p=1.0,
-                 seed: int | None = None, step: int = 0, book: str | None = AUTO) -> tuple[list[str], np.ndarray]:
+                 seed: int | None = None, step: int = 0, book: str | None = AUTO,
+                 ban_loops=True) -> tuple[list[str], np.ndarray]:
         """Read the prompts, then sample `length` characters per row: (texts, states).
 
-        temperature, top_k and top_p are a value for all rows or one per row. Without
+        temperature, top_k, top_p and ban_loops are a value for all rows or one per row;
+        ban_loops: never write a stutter loop (model.repeats; the states remember the last
+        characters, so the ban holds across calls). Without
         `states`, each row starts in its novel: `book` "auto" (default) picks it from the
         prompt's names, a name sets it, None starts with no novel; with `states` the
         story goes on from them and `book` is not used.
@@ -206,12 +211,13 @@ class CharModel:
         if states is None:
             states, _ = self.start_states(prompts, book)
         rows = lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v] * b  # noqa: E731
-        temps, ks, ps = rows(temperature), rows(top_k), rows(top_p)
-        if not len(temps) == len(ks) == len(ps) == b:
-            raise ValueError("temperature, top_k and top_p take one value, or one per prompt")
+        temps, ks, ps, bans = rows(temperature), rows(top_k), rows(top_p), rows(ban_loops)
+        if not len(temps) == len(ks) == len(ps) == len(bans) == b:
+            raise ValueError("temperature, top_k, top_p and ban_loops take one value, or one per prompt")
         for t, k, p in zip(temps, ks, ps):
             check_sampling(t, k, p)
         temps, ks, ps = np.array(temps, np.float32), np.array(ks, np.int32), np.array(ps, np.float32)
+        bans = np.array([bool(x) for x in bans])
         if not 0 <= int(length) <= MAX_LENGTH:
             raise ValueError(f"length must be in [0, {MAX_LENGTH}]")
         if int(length) == 0:  # only read the prompts: their states, as generate would leave them
@@ -221,12 +227,12 @@ class CharModel:
             seed = int(np.random.default_rng().integers(0, 2**62))
         if self.runtime == "int8":
             return self._run.generate(list(prompts), self._states(states, b), int(length), temps, ks, ps,
-                                      int(seed), int(step))
+                                      int(seed), int(step), bans)
         tf = self._tf
         out = self._run.generate(
             tf.constant(list(prompts), tf.string), tf.constant(self._states(states, b)), tf.constant(int(length)),
             tf.constant(temps), tf.constant(ks), tf.constant(ps), tf.constant(int(seed), tf.int64),
-            tf.constant(int(step), tf.int64))
+            tf.constant(int(step), tf.int64), tf.constant(bans))
         return [t.decode("utf-8") for t in out["text"].numpy()], out["states"].numpy()
 
     def score(self, texts: list[str], states=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

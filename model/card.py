@@ -16,8 +16,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FORMAT = 2  # bump when OneStep's signatures change; loaders refuse other formats
+FORMAT = 3  # bump when OneStep's signatures change; loaders refuse other formats
 # 2: initial_state takes the novel of every row (int32 [B], 0 = no novel); the card lists "books" and "world".
+# 3: generate takes ban_loops [B]; the states end with a row of the recent characters (model.repeats).
 WORLDS = ("none", "state", "token", "input")  # how a model knows its novel (see train.network)
 
 

@@ -1,21 +1,23 @@
 """Characters of the OneStep network as one ONNX graph with 8-bit weights, run by ONNX Runtime.
 
     step = Int8Step(weights, cell, never_mask(chars))   # weights as CharModel.weights() returns them
-    chosen, nll, logits, states = step.run(ids, feed, sample, u, states, inv_temperature)
+    chosen, nll, logits, states = step.run(ids, feed, sample, u, states, inv_temperature, ban)
     logits, states = step(ids[0], feed[0], states)      # one step (bench.runtimes' Python loop)
 
 One call runs N steps in an ONNX Loop, so a 64-character chunk is one call rather than
 64. Inputs: ids int64 [N, B], feed bool [N, B], sample bool [N], u float32 [N, B],
-inv_temperature float32 [B], states (S arrays float32 [B, H]); a world "input" model's
-last state row (the novel's id in column 0) becomes that novel's share of layer 0's
-gates, input "novel" [B, G*H], and comes back as it went in. Step t first picks each
-row's character: ids[t], or where sample[t], one drawn from softmax(logits / temperature
-+ never mask) at the uniform u[t] (`draw` below: `model.sampling.draw`'s rule, in
-float32); nll[t] = -log p(that character) at temperature 1 (what `score` sums). Then the
-rows where feed[t] read it (the others keep their state) and logits [B, V'] of what comes
-next follow from the new states. Outputs: chosen int64 [N, B], nll float32 [N, B], the
+inv_temperature float32 [B], ban bool [B], states (S arrays float32 [B, H]); a world
+"input" model's novel row (the novel's id in column 0) becomes that novel's share of layer
+0's gates, input "novel" [B, G*H], and comes back as it went in; the last row's first W
+columns, the recent characters (model.onestep), are input "recent" int64 [B, W]. Step t
+first picks each row's character: ids[t], or where sample[t], one drawn from
+softmax(logits / temperature + never mask + loop bans) at the uniform u[t] (`draw` below:
+`model.sampling.draw`'s rule, in float32; the bans, where ban: `model.repeats`'s tables);
+nll[t] = -log p(that character) at temperature 1 (what `score` sums). Then the rows where
+feed[t] read it (the others keep their state and recent characters) and logits [B, V'] of
+what comes next follow from the new states. Outputs: chosen int64 [N, B], nll float32 [N, B], the
 last logits [B, V'] (V' is the vocabulary padded with -inf logits to whole blocks of
-`model.sampling.draw`) and the new states. Reading a text (feed, no sample), writing
+`model.sampling.draw`), the new recent characters and the new states. Reading a text (feed, no sample), writing
 (sample, feed) and scoring (nll) are all this one call (`model.runtime` chooses N).
 
 Every matrix read per character is 8-bit with float32 scales (`model.quant`); layer 0's
@@ -36,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from model.quant import quantize
+from model.repeats import WIDTH, char_classes, loop_table
 from model.sampling import BLOCK
 from model.weights import Weights
 
@@ -204,8 +207,37 @@ def draw(g: Graph, probs: str, u: str, vocab: int) -> str:
     return g.op("Add", g.op("Mul", blk, g.const("block", np.array(BLOCK, np.int64))), first(within, rest))
 
 
-def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str = "gemm") -> bytes:
-    """The serialized ONNX model of N steps in a Loop (see the module docstring)."""
+def loop_bans(g: Graph, scaled: str, recent: str, ban: str, classes: np.ndarray, width: int) -> str:
+    """scaled [B, V'] with -inf added at each id that would complete a loop after the recent
+    characters recent int64 [B, W], in the rows where ban bool [B] (model.repeats.loop_bans's tables)."""
+    t = loop_table(width)
+    kinds = g.op("Gather", g.const("classes", classes.astype(np.int64)), recent)  # [B, W]
+    same = g.op("Equal", g.op("Gather", recent, g.const("same_a", t.same_a), axis=1),
+                g.op("Gather", recent, g.const("same_b", t.same_b), axis=1))  # [B, P, M]
+    kind = g.op("Equal", g.op("Gather", kinds, g.const("kind_at", t.kind_at), axis=1),
+                g.const("kind", t.kind.astype(np.int64)))  # [B, P, N]
+    every = g.op("ReduceMin", g.op("Cast", g.op("Concat", same, kind, axis=2), to=FLOAT),
+                 axes=[2], keepdims=0)  # [B, P]: 1 where all hold
+    hit = g.op("And", g.op("Greater", every, g.const("half", np.array(0.5, np.float32))),
+               g.op("Unsqueeze", ban, g.const("axis1", np.array([1], np.int64))))
+    penalty = g.op("Where", hit, g.const("minus_inf", np.array(-np.inf, np.float32)),
+                   g.const("zero_f", np.array(0.0, np.float32)))  # [B, P], summed where two shapes ban one id
+    banned = g.op("Gather", recent, g.const("banned_at", t.banned_at), axis=1)  # [B, P]
+    return g.op("ScatterElements", scaled, banned, penalty, axis=1, reduction="add")
+
+
+def pushed(g: Graph, recent: str, ids: str, feed: str) -> str:
+    """recent [B, W] with ids [B] last where feed [B] (the others keep theirs)."""
+    axis1 = g.const("axis1", np.array([1], np.int64))
+    moved = g.op("Concat", g.op("Slice", recent, axis1, g.const("big", np.array([2**62], np.int64)), axis1),
+                 g.op("Unsqueeze", ids, axis1), axis=1)
+    return g.op("Where", g.op("Unsqueeze", feed, axis1), moved, recent)
+
+
+def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str = "gemm",
+               classes: np.ndarray | None = None) -> bytes:
+    """The serialized ONNX model of N steps in a Loop (see the module docstring); classes [V] of
+    model.repeats (default: none are hanzi, so nothing is banned)."""
     g = Graph(matmul)
     n_recurrent = weights.recurrent_states
     novel = int(np.shape(weights.book_states)[1]) > n_recurrent  # world "input" (see model.onestep)
@@ -218,8 +250,12 @@ def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str 
     t = "step_t"  # int64 []: the step's number
     old = [f"step_state{i}" for i in range(n_recurrent)]
     logits = "step_logits"  # [B, V']: what comes next, before this step
+    recent = "step_recent"  # int64 [B, W]: the last characters read or written
+    width = min(WIDTH, units)
+    classes = np.zeros(vocab, np.int8) if classes is None else np.pad(classes, (0, vocab - len(classes)))
     scaled = b.op("Add", b.op("Mul", logits, b.op("Unsqueeze", "inv_temperature", axis1)),
                   b.const("never", np.pad(never_mask, (0, vocab - len(never_mask)))))
+    scaled = loop_bans(b, scaled, recent, "ban", classes, width)
     drawn = draw(b, b.op("Softmax", scaled, axis=1), b.op("Gather", "u", t, axis=0), vocab)
     is_drawn = b.op("Gather", "sample", t, axis=0)  # bool []
     chosen = b.op("Where", is_drawn, drawn, b.op("Gather", "ids", t, axis=0))  # [B]
@@ -231,28 +267,32 @@ def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str 
     zeros = skipped.op("ConstantOfShape", skipped.op("Shape", chosen))
     nll = b.op("If", is_drawn, then_branch=skipped.graph("drawn", [], [(zeros, FLOAT, None)], with_consts=False),
                else_branch=given.graph("given", [], [(given_nll, FLOAT, None)], with_consts=False))
-    new = read_char(b, weights, cell, chosen, b.op("Gather", "feed", t, axis=0), old, "novel" if novel else None)
+    feed_t = b.op("Gather", "feed", t, axis=0)
+    new = read_char(b, weights, cell, chosen, feed_t, old, "novel" if novel else None)
     following = next_logits(b, weights, new[top])
     body = b.graph("step", [(t, INT64, []), ("step_cond", BOOL, []), *[(o, FLOAT, None) for o in old],
-                            (logits, FLOAT, None)],
+                            (logits, FLOAT, None), (recent, INT64, None)],
                    [(b.op("Identity", "step_cond"), BOOL, []), *[(s, FLOAT, None) for s in new],
-                    (following, FLOAT, None), (chosen, INT64, None), (nll, FLOAT, None)], with_consts=False)
+                    (following, FLOAT, None), (pushed(b, recent, chosen, feed_t), INT64, None),
+                    (chosen, INT64, None), (nll, FLOAT, None)], with_consts=False)
 
     steps = g.op("Squeeze", g.op("Slice", g.op("Shape", "ids"), g.const("zero", np.array([0], np.int64)), axis1))
     first = next_logits(g, weights, f"state{top}")  # what comes next from the states as given
-    outs = g.op("Loop", steps, "", *[f"state{i}" for i in range(n_recurrent)], first,
-                outputs=n_recurrent + 3, body=body)
+    outs = g.op("Loop", steps, "", *[f"state{i}" for i in range(n_recurrent)], first, "recent",
+                outputs=n_recurrent + 4, body=body)
     for i in range(n_recurrent):
         g.output(outs[i], f"new_state{i}")
-    for value, name in zip(outs[n_recurrent:], ("logits", "chosen", "nll")):
+    for value, name in zip(outs[n_recurrent:], ("logits", "new_recent", "chosen", "nll")):
         g.output(value, name)
 
     return g.model(f"steps_{matmul}",
                    [("ids", INT64, ["N", "B"]), ("feed", BOOL, ["N", "B"]), ("sample", BOOL, ["N"]),
-                    ("u", FLOAT, ["N", "B"]), ("inv_temperature", FLOAT, ["B"]),
+                    ("u", FLOAT, ["N", "B"]), ("inv_temperature", FLOAT, ["B"]), ("ban", BOOL, ["B"]),
+                    ("recent", INT64, ["B", width]),
                     *[(f"state{i}", FLOAT, ["B", units]) for i in range(n_recurrent)],
                     *([("novel", FLOAT, ["B", np.shape(weights.book_gates)[1]])] if novel else [])],
                    [("chosen", INT64, ["N", "B"]), ("nll", FLOAT, ["N", "B"]), ("logits", FLOAT, ["B", vocab]),
+                    ("new_recent", INT64, ["B", width]),
                     *[(f"new_state{i}", FLOAT, ["B", units]) for i in range(n_recurrent)]])
 
 
@@ -272,9 +312,12 @@ class Int8Step:
     kernels=("float32",) builds only the float32 graph (for the runtime comparison)."""
 
     def __init__(self, weights: Weights, cell: str, never_mask: np.ndarray, threads: int = 0,
-                 kernels: tuple[str, ...] = ("gemv", "gemm")):
-        self.sessions = {kind: session(build_step(weights, cell, never_mask, kind), threads) for kind in kernels}
+                 kernels: tuple[str, ...] = ("gemv", "gemm"), chars: list[str] | None = None):
+        classes = None if chars is None else char_classes(chars)  # without chars, no loop is banned
+        self.sessions = {kind: session(build_step(weights, cell, never_mask, kind, classes), threads)
+                         for kind in kernels}
         self.recurrent = weights.recurrent_states
+        self.width = min(WIDTH, weights.units)
         self.state_names = [f"new_state{i}" for i in range(self.recurrent)]
         # [K+1, G*H] (world "input"; read only when the states carry a novel row)
         self.book_gates = None if weights.book_gates is None else np.asarray(weights.book_gates, np.float32)
@@ -286,25 +329,34 @@ class Int8Step:
         return self.sessions["gemv" if rows <= GEMV_ROWS else "gemm"]
 
     def run(self, ids: np.ndarray, feed: np.ndarray, sample: np.ndarray, u: np.ndarray, states: list,
-            inv_temperature: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
-        """N steps in one call (see the module docstring): (chosen [N, B], nll [N, B], logits [B, V'], states)."""
+            inv_temperature: np.ndarray, ban: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+        """N steps in one call (see the module docstring): (chosen [N, B], nll [N, B], logits [B, V'], states).
+        states: the recurrent ones, the novel row (world "input"), the recent characters' row last;
+        ban [B] (default all): rows where no loop is written."""
+        b = ids.shape[1]
+        row = states[-1]  # [B, H]: the recent characters' ids in columns :width (model.onestep)
         feeds = {"ids": ids.astype(np.int64, copy=False), "feed": feed.astype(bool, copy=False),
                  "sample": sample.astype(bool, copy=False), "u": u.astype(np.float32, copy=False),
-                 "inv_temperature": inv_temperature.astype(np.float32, copy=False)}
+                 "inv_temperature": inv_temperature.astype(np.float32, copy=False),
+                 "ban": np.ones(b, bool) if ban is None else np.asarray(ban, bool),
+                 "recent": row[:, :self.width].astype(np.int64)}
         feeds.update({f"state{i}": s for i, s in enumerate(states[:self.recurrent])})
-        novel = states[self.recurrent:]  # world "input": constant through a story, so not an output
+        novel = states[self.recurrent:-1]  # world "input": constant through a story, so not an output
         if novel:
             feeds["novel"] = self._gates(novel[0])
-        chosen, nll, logits, *new = self.session(ids.shape[1]).run(["chosen", "nll", "logits"] + self.state_names,
-                                                                   feeds)
-        return chosen, nll, logits, new + list(novel)
+        chosen, nll, logits, recent, *new = self.session(b).run(["chosen", "nll", "logits", "new_recent"]
+                                                                + self.state_names, feeds)
+        row = row.copy()
+        row[:, :self.width] = recent
+        return chosen, nll, logits, new + list(novel) + [row]
 
     def __call__(self, ids: np.ndarray, feed: np.ndarray, states: list) -> tuple[np.ndarray, list[np.ndarray]]:
         """One step, as `model.runtime`'s Python loop takes it: rows where feed [B] read ids [B];
         (logits [B, V'] of what comes next, the new states)."""
         b = len(ids)
         _, _, logits, new = self.run(ids[None], feed[None], np.zeros(1, bool), np.zeros((1, b), np.float32),
-                                     states, np.ones(b, np.float32))
+                                     states, np.ones(b, np.float32), np.zeros(b, bool))
         return logits, new
 
     def _gates(self, row: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ The contract (every function has a fixed input signature):
                                                              for a model without a world)
     generate(prompts: string [B], states: float32 [S, B, H], length: int32 [],
              temperature: float32 [B], top_k: int32 [B], top_p: float32 [B],
-             seed: int64 [], step: int64 [])
+             seed: int64 [], step: int64 [], ban_loops: bool [B])
         -> {"text": string [B], "states": float32 [S, B, H]}
     score(texts: string [B], states: float32 [S, B, H])
         -> {"nll": float64 [B], "chars": int32 [B], "states": float32 [S, B, H]}
@@ -20,7 +20,10 @@ S is the number of state vectors (one per GRU layer, two per LSTM layer) and H t
 units per layer; a model of world "input" has one more row, carried unchanged, whose first
 value is the story's novel id: that novel's vector projected into layer 0's gates
 (`book_gates` [K+1, G*H]) is added to them at every character, so the state alone says
-which novel a story is in.
+which novel a story is in. The last row holds the ids of the last W = min(16, H) characters
+read or written (float32, exact; the newest in column W-1, 0 before any): where ban_loops,
+`generate` never writes the character that would complete a stutter loop after them
+(model.repeats: no unit of 1–4 hanzi a third time in a row), across calls too.
 `generate` first reads each prompt (an empty prompt continues from the states as they
 are), then samples `length` characters; the returned states have read every sampled
 character, so a later call continues exactly where this one stopped. Sampling noise for
@@ -42,6 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from model.card import FORMAT, ModelCard, write_card
+from model.repeats import WIDTH, char_classes, loop_table
 from model.sampling import char_ids, never_mask
 from model.weights import Weights
 
@@ -60,7 +64,8 @@ class OneStep(tf.Module):
         self.units = weights.units
         self.per_layer = 1 if cell == "gru" else 2
         self.n_recurrent = self.n_layers * self.per_layer
-        self.n_states = int(np.shape(weights.book_states)[1])  # n_recurrent, + 1 novel row (world "input")
+        self.n_novel = int(np.shape(weights.book_states)[1]) - self.n_recurrent  # 1: a novel row (world "input")
+        self.n_states = self.n_recurrent + self.n_novel + 1  # and last, the recent characters (model.repeats)
         vocab_size = len(chars)
 
         store = lambda a: tf.Variable(np.asarray(a), dtype=dtype, trainable=False)  # noqa: E731
@@ -73,7 +78,7 @@ class OneStep(tf.Module):
         # [K+1, S, H] float32: the state each novel starts from (row 0: no novel). Small, and read
         # once per story, so kept exact.
         self.book_states = tf.Variable(np.asarray(weights.book_states, np.float32), trainable=False)
-        if self.n_states > self.n_recurrent:  # [K+1, G*H]: each novel's share of layer 0's gates
+        if self.n_novel:  # [K+1, G*H]: each novel's share of layer 0's gates
             self.book_gates = store(weights.book_gates)
 
         self.vocab = tf.Variable(chars, dtype=tf.string, trainable=False)
@@ -93,6 +98,14 @@ class OneStep(tf.Module):
                      + self._input_bias(first.bias))
             self.folded = tf.Variable(table.astype(np.float32), trainable=False)
         self._unk_mask = tf.constant(never_mask(chars))  # [V]: -inf for ids never sampled
+        # The ban on loops (model.repeats): each id's class, and which places of the recent characters
+        # [B, W] each loop shape compares.
+        self.width = min(WIDTH, self.units)  # recent characters kept in the last state row
+        loops = loop_table(self.width)
+        self._classes = tf.constant(char_classes(chars).astype(np.int32))  # [V]
+        self._same = (tf.constant(loops.same_a), tf.constant(loops.same_b))  # [P, M] each
+        self._kind_at, self._kind = tf.constant(loops.kind_at), tf.constant(loops.kind.astype(np.int32))  # [P, N]
+        self._banned_at = tf.constant(loops.banned_at)  # [P]
 
     # ---- the recurrent core -------------------------------------------------------
 
@@ -115,10 +128,9 @@ class OneStep(tf.Module):
     def _novel_gates(self, states):
         """World "input": each row's novel's share of layer 0's gates [B, G*H], looked up once per call
         from the novel row of the states (the novel's id in column 0); None for other models."""
-        novel = states[self.n_recurrent:]
-        if not novel:
+        if not self.n_novel:
             return None
-        return tf.cast(tf.gather(self.book_gates, tf.cast(novel[0][:, 0], tf.int32)), COMPUTE)
+        return tf.cast(tf.gather(self.book_gates, tf.cast(states[self.n_recurrent][:, 0], tf.int32)), COMPUTE)
 
     def _input_bias(self, bias):
         return bias[0] if self.cell == "gru" else bias  # GRU keeps input and recurrent biases apart
@@ -127,7 +139,7 @@ class OneStep(tf.Module):
         """One character for every row: layer 0's input projection gx0 [B, G*H] (with the novel's gates,
         see `_input`) and the states (a tuple of S tensors [B, H]) -> (new states tuple, top h [B, H])."""
         kernels, recurrents, biases, _, _ = w
-        novel = states[self.n_recurrent:]  # world "input": ([B, H], the novel's id in column 0), carried as is
+        carried = states[self.n_recurrent:]  # the novel row (world "input") and the recent characters, as they are
         new, gx = [], gx0
         for i in range(self.n_layers):
             if i > 0:  # the layer below's new h is this layer's input
@@ -147,14 +159,35 @@ class OneStep(tf.Module):
                 c = tf.sigmoid(gf) * c + tf.sigmoid(gi) * tf.tanh(gc)
                 h = tf.sigmoid(go) * tf.tanh(c)
                 new.extend([h, c])
-        return tuple(new) + tuple(novel), h
+        return tuple(new) + tuple(carried), h
+
+    def _char(self, w, ids, novel, states):
+        """Every row reads ids [B]: (new states tuple, with ids last among the recent characters; top h [B, H])."""
+        new, top = self._cell(w, self._input(w, ids, novel), states)
+        recent = new[-1]  # [B, H]: ids (as float32, exact) in columns :width, the newest last
+        pushed = tf.concat([recent[:, 1:self.width], tf.cast(ids, COMPUTE)[:, None], recent[:, self.width:]], axis=1)
+        return new[:-1] + (pushed,), top
+
+    def _loop_bans(self, states, ban):
+        """[B, V]: -inf at each id that would complete a loop after the recent characters (rows where
+        ban [B]), else 0 (model.repeats.loop_bans, the same tables)."""
+        recent = tf.cast(states[-1][:, :self.width], tf.int32)  # [B, W]
+        kinds = tf.gather(self._classes, recent)
+        same = tf.reduce_all(tf.gather(recent, self._same[0], axis=1) == tf.gather(recent, self._same[1], axis=1),
+                             axis=2)
+        hit = same & tf.reduce_all(tf.gather(kinds, self._kind_at, axis=1) == self._kind, axis=2) & ban[:, None]
+        ids = tf.gather(recent, self._banned_at, axis=1)  # [B, P]
+        rows = tf.broadcast_to(tf.range(tf.shape(ids)[0])[:, None], tf.shape(ids))
+        where = tf.reshape(tf.stack([rows, ids], axis=-1), [-1, 2])
+        penalty = tf.reshape(tf.where(hit, -np.inf, 0.0), [-1])  # summed where two shapes ban one id
+        return tf.scatter_nd(where, penalty, [tf.shape(ids)[0], tf.shape(self._classes)[0]])
 
     def step(self, ids, states):
         """One character for every row, outside any exported function (for converters such as TFLite):
         ids int32 [B], states [S, B, H] -> (logits [B, V] of the next character, new states [S, B, H])."""
         w = self._weights()
         states = self._unstack(states)
-        new, top = self._cell(w, self._input(w, ids, self._novel_gates(states)), states)
+        new, top = self._char(w, ids, self._novel_gates(states), states)
         return self._logits(w, top), tf.stack(new)
 
     def _unstack(self, states):
@@ -186,7 +219,7 @@ class OneStep(tf.Module):
         novel = self._novel_gates(states)
 
         def body(t, states):
-            new, _ = self._cell(w, self._input(w, ids[:, t], novel), states)
+            new, _ = self._char(w, ids[:, t], novel, states)
             return t + 1, self._keep(t < lengths, new, states)
 
         _, states = tf.while_loop(lambda t, s: t < tf.shape(ids)[1], body, (tf.constant(0), states))
@@ -218,13 +251,15 @@ class OneStep(tf.Module):
         tf.debugging.assert_less(books, tf.shape(self.book_states, out_type=tf.int32)[0],
                                  message="no such novel id (the card lists them)")
         tf.debugging.assert_non_negative(books, message="novel ids start at 0 (no novel)")
-        return tf.transpose(tf.gather(self.book_states, books), [1, 0, 2])  # [B, S, H] -> [S, B, H]
+        start = tf.transpose(tf.gather(self.book_states, books), [1, 0, 2])  # [B, S-1, H] -> [S-1, B, H]
+        return tf.concat([start, tf.zeros_like(start[:1])], axis=0)  # no recent characters yet
 
     @tf.function(input_signature=[
         tf.TensorSpec([None], tf.string), tf.TensorSpec([None, None, None], tf.float32),
         tf.TensorSpec([], tf.int32), tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.int32),
-        tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64)])
-    def generate(self, prompts, states, length, temperature, top_k, top_p, seed, step):
+        tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64),
+        tf.TensorSpec([None], tf.bool)])
+    def generate(self, prompts, states, length, temperature, top_k, top_p, seed, step, ban_loops):
         tf.debugging.assert_equal(
             tf.reduce_all(tf.math.is_finite(temperature) & (temperature > 0.0)), True,
             message="temperature must be finite and > 0")
@@ -239,11 +274,11 @@ class OneStep(tf.Module):
 
         def run(filtered: bool):
             def body(i, states, out):
-                logits = (tf.matmul(self._top(states), w[3]) + bias) * inv_t
+                logits = (tf.matmul(self._top(states), w[3]) + bias) * inv_t + self._loop_bans(states, ban_loops)
                 if filtered:
                     logits = self._filter(logits, top_k, top_p)
                 chosen = self._sample(logits, tf.stack([seed, step + tf.cast(i, tf.int64)]))
-                states, _ = self._cell(w, self._input(w, chosen, novel), states)
+                states, _ = self._char(w, chosen, novel, states)
                 return i + 1, states, out.write(i, chosen)
 
             out = tf.TensorArray(tf.int32, size=length)
@@ -268,7 +303,7 @@ class OneStep(tf.Module):
             picked = tf.gather(logp, ids[:, t], batch_dims=1)
             live = t < lengths
             nll += tf.where(live, -tf.cast(picked, tf.float64), 0.0)
-            new, _ = self._cell(w, self._input(w, ids[:, t], novel), states)
+            new, _ = self._char(w, ids[:, t], novel, states)
             return t + 1, self._keep(live, new, states), nll
 
         _, states, nll = tf.while_loop(

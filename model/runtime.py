@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model import sampling
+from model import repeats, sampling
 
 
 class StepRuntime:
@@ -30,6 +30,7 @@ class StepRuntime:
         self.chars = np.array(chars + [""] * (-len(chars) % sampling.BLOCK), dtype=object)  # [V'] (padded)
         self.ids = sampling.char_ids(chars)
         self.mask = np.pad(sampling.never_mask(chars), (0, len(self.chars) - len(chars)))
+        self.classes = np.pad(repeats.char_classes(chars), (0, len(self.chars) - len(chars)))  # [V']
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Texts -> ids [B, T] (0-padded; an unknown character reads as [UNK]) and lengths [B]."""
@@ -40,24 +41,33 @@ class StepRuntime:
         return ids, lengths
 
     def generate(self, prompts: list[str], states: np.ndarray, length: int, temperature: np.ndarray,
-                 top_k: np.ndarray, top_p: np.ndarray, seed: int, step: int) -> tuple[list[str], np.ndarray]:
-        """Read each prompt, then sample `length` characters: (texts, states [S, B, H] after the last)."""
+                 top_k: np.ndarray, top_p: np.ndarray, seed: int, step: int,
+                 ban_loops: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
+        """Read each prompt, then sample `length` characters: (texts, states [S, B, H] after the last).
+        Rows where ban_loops [B] (default all) never complete a loop (model.repeats)."""
         b = len(prompts)
+        ban = np.ones(b, bool) if ban_loops is None else np.asarray(ban_loops, bool)
         ids, lengths = self.encode(prompts)
         u = sampling.noise(seed, step + np.arange(length), b)  # [length, B]
         inv_t = (1.0 / np.asarray(temperature, np.float32)).astype(np.float32)
         if self.in_graph and not (np.any(top_k > 0) or np.any(top_p < 1.0)):
-            chosen, _, _, rows = self._run(ids, lengths, list(states), u, inv_t)
+            chosen, _, _, rows = self._run(ids, lengths, list(states), u, inv_t, ban)
         else:
             logits, rows = self._read(ids, lengths, list(states))
             chosen = np.zeros((b, length), np.int64)
             everyone = np.ones(b, bool)
+            width = min(repeats.WIDTH, rows[-1].shape[1])  # the recent characters' row (model.onestep)
+            table = repeats.loop_table(width)
             for i in range(length):
-                chosen[:, i] = sampling.sample(logits, u[i], temperature, top_k, top_p, self.mask)
+                recent = rows[-1][:, :width].astype(np.int64)
+                bans = repeats.ban_mask(recent, self.classes, table, len(self.chars))
+                mask = self.mask + np.where(ban[:, None], bans, 0.0)
+                chosen[:, i] = sampling.sample(logits, u[i], temperature, top_k, top_p, mask)
                 logits, rows = self.step(chosen[:, i], everyone, rows)  # the states read every character
         return ["".join(self.chars[r]) for r in chosen], np.stack(rows)
 
-    def _run(self, ids, lengths, rows, u=None, inv_t=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+    def _run(self, ids, lengths, rows, u=None, inv_t=None, ban=None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
         """One call of step.run: each row reads its ids [B, T] up to its length (a shorter prompt's row keeps
         its state meanwhile), then len(u) steps draw at the uniforms u [L, B] (none without u).
         (chosen [B, L], nll [T, B] of the characters read (0 past a row's length), logits [B, V'], states)"""
@@ -71,7 +81,7 @@ class StepRuntime:
         every_id = np.concatenate([ids.T, np.zeros((len(u), b), np.int64)])
         every_u = np.concatenate([np.zeros((t, b)), u]).astype(np.float32)
         inv_t = np.ones(b, np.float32) if inv_t is None else inv_t
-        chosen, nll, logits, rows = self.step.run(every_id, feed, np.arange(n) >= t, every_u, rows, inv_t)
+        chosen, nll, logits, rows = self.step.run(every_id, feed, np.arange(n) >= t, every_u, rows, inv_t, ban)
         return chosen[t:].T, np.where(feed[:t], nll[:t], 0.0), logits, rows
 
     def _read(self, ids, lengths, rows) -> tuple[np.ndarray, list]:

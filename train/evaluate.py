@@ -3,6 +3,7 @@
     python -m train.evaluate --model DIR FILE_OR_DIR... [--tail 0.05] [--book auto|none|NAME] [--exact] [--json]
     python -m train.evaluate --worlds [--model DIR] [--book auto|none] [--json]
     python -m train.evaluate --format [--model DIR] [--json]
+    python -m train.evaluate --repetition [--model DIR] [--book auto|none|NAME] [--no-loop-ban] [--json] [NOVELS...]
 
 Files get the same reading and cleaning as training. Each file is one stream: it is
 scored in chunks with the state carried from one chunk to the next (no reset every
@@ -15,7 +16,9 @@ as a story would: --book auto (default) picks it from the names in the text's fi
 perplexity, chars (totals) and files (per file, with the novel it started in).
 It scores with the runtime users get (int8 unless RUNTIME=float32); --exact with the
 SavedModel's float32 graph. --worlds measures instead how often stories wander into other
-novels, --format what a printed book would not have in them (both: train.worlds).
+novels, --format what a printed book would not have in them (both: train.worlds), --repetition
+how often continuations stutter at three temperatures, beside windows of the NOVELS given
+(train.repetition); --no-loop-ban samples without the ban on loops, to compare.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from train.corpus import CorpusError, read_corpus, split_tail
+from train.repetition import repetition, repetition_lines
 from train.worlds import format_check, world_consistency
 
 LN2 = math.log(2.0)
@@ -117,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="measure how often continuations name characters of other novels (no files needed)")
     ap.add_argument("--format", action="store_true",
                     help="count □, 「」 and hard-wrapped lines in 100 continuations (no files needed)")
+    ap.add_argument("--repetition", action="store_true",
+                    help="measure stutter loops and distinct-4 at three temperatures (files given: the reference)")
+    ap.add_argument("--no-loop-ban", action="store_true", help="sample without the ban on loops (--repetition)")
     ap.add_argument("--model", help="SavedModel directory (default: the shipped model)")
     ap.add_argument("--tail", type=float, default=None, help="score only this last fraction of each file")
     ap.add_argument("--chunk", type=int, default=1000, help="characters per model call")
@@ -141,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             return show(world_consistency(model, book), args.json, world_lines)
         if args.format:
             return show(format_check(model), args.json, format_lines)
+        if args.repetition:
+            novels = [n.text for n in read_corpus(args.paths, report=log)] if args.paths else []
+            return show(repetition(model, novels, book, ban_loops=not args.no_loop_ban), args.json, repetition_lines)
         if not args.paths:
             raise ValueError("give the files to score (or --worlds)")
         novels = read_corpus(args.paths, report=log)

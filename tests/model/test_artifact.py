@@ -33,7 +33,8 @@ import tensorflow as tf
 m = tf.saved_model.load({str(tiny_model_dir)!r})
 s = m.initial_state(tf.constant([0, 0]))  # no novel, for both rows
 out = m.generate(tf.constant(["乔峰带阿朱", "😀 hello"]), s, tf.constant(30), tf.constant([0.8, 1.0]),
-                 tf.constant([0, 0]), tf.constant([1.0, 1.0]), tf.constant(1, tf.int64), tf.constant(0, tf.int64))
+                 tf.constant([0, 0]), tf.constant([1.0, 1.0]), tf.constant(1, tf.int64), tf.constant(0, tf.int64),
+                 tf.constant([True, False]))  # ban_loops
 texts = [t.decode() for t in out["text"].numpy()]
 print(len(texts[0]), len(texts[1]), "[UNK]" in "".join(texts))
 """
@@ -91,7 +92,7 @@ def test_savedmodel_itself_refuses_bad_temperature(raw):
     with pytest.raises(tf.errors.InvalidArgumentError, match="temperature must be finite and > 0"):
         raw.generate(tf.constant(["a"]), raw.initial_state(tf.constant([0])), tf.constant(3),
                      tf.constant([float("nan")]), tf.constant([0]), tf.constant([1.0]),
-                     tf.constant(1, tf.int64), tf.constant(0, tf.int64))
+                     tf.constant(1, tf.int64), tf.constant(0, tf.int64), tf.constant([True]))
 
 
 def test_score_matches_keras_and_carries_state(exact, tiny_run):
@@ -152,7 +153,8 @@ def test_the_float32_runtime_is_the_savedmodel_itself(exact, raw):
     prompts, temps, ks, ps = ["乔峰", "段誉在"], [1e-3, 1e-3], [0, 5], [1.0, 0.9]
     got, _ = exact.generate(prompts, zero, 25, temps, ks, ps, seed=3, step=7)
     saved = raw.generate(tf.constant(prompts), tf.constant(zero), tf.constant(25), tf.constant(temps),
-                         tf.constant(ks), tf.constant(ps), tf.constant(3, tf.int64), tf.constant(7, tf.int64))
+                         tf.constant(ks), tf.constant(ps), tf.constant(3, tf.int64), tf.constant(7, tf.int64),
+                         tf.constant([True, True]))
     assert got == [t.decode() for t in saved["text"].numpy()]
 
 

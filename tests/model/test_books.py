@@ -136,13 +136,15 @@ def test_a_novel_given_at_every_character_travels_in_the_state(tiny_input_world_
 
     m = load(tiny_input_world_run / "saved_model", runtime=runtime)
     cfg = TrainConfig.load(tiny_input_world_run / "config.json")
-    assert m.world == "input" and m.num_states == cfg.layers + 1
+    assert m.world == "input" and m.num_states == cfg.layers + 2  # + the novel's row, + the recent characters'
     a, b, none = (m.initial_state(1, book) for book in (*WORLD_CASTS, None))
     assert not a[:cfg.layers].any() and not b[:cfg.layers].any()  # the recurrent states start at zero
     assert (a[cfg.layers, 0, 0], b[cfg.layers, 0, 0], none[cfg.layers, 0, 0]) == (1, 2, 0)  # the novels' ids
     text = "　　乔峰在少林寺说道：“阿朱，点头。”"
     nll, _, after = m.score([text], a)
-    np.testing.assert_array_equal(after[cfg.layers:], a[cfg.layers:])  # carried unchanged
+    np.testing.assert_array_equal(after[cfg.layers], a[cfg.layers])  # carried unchanged
+    ids = [m.chars().index(c) for c in text[-16:]]
+    assert after[-1, 0, :16].tolist() == ids  # the last characters read, the newest last
     vocab = Vocabulary.load(tiny_input_world_run / "vocab.json")
     model, stepper = network.build(cfg, len(vocab), len(WORLD_CASTS))
     model.load_weights(tiny_input_world_run / "best.weights.h5")

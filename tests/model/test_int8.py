@@ -117,10 +117,10 @@ def test_lstm_graph_matches_the_tensorflow_onestep():
                            for i in range(2)])
     reference = OneStep(weights, chars, "lstm", {}, dtype=tf.float32)
     text = "甲乙丙丁戊己庚辛甲丙戊庚"
-    want = reference.score(tf.constant([text]), tf.zeros([4, 1, units]))
+    want = reference.score(tf.constant([text]), tf.zeros([5, 1, units]))  # 2 × (h, c), the recent characters
     for kernel, tolerance in [("float32", 1e-5), ("gemv", 0.02), ("gemm", 0.02)]:
         rt = StepRuntime(Int8Step(weights, "lstm", never_mask(chars), kernels=(kernel,)), chars)
-        nll, n, states = rt.score([text], np.zeros((4, 1, units), np.float32))
+        nll, n, states = rt.score([text], np.zeros((5, 1, units), np.float32))
         np.testing.assert_allclose(nll / n, want["nll"].numpy() / n, atol=tolerance)
         np.testing.assert_allclose(states, want["states"].numpy(), atol=max(1e-5, 5 * tolerance))
 

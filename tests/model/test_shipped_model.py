@@ -29,7 +29,7 @@ print(json.dumps({"text": texts[0], "states": list(states.shape), "nll": float(n
     cjk = sum(1 for ch in out["text"] if "\u4e00" <= ch <= "\u9fff" or ch in "，。：“”！？、　\n…；")
     assert cjk / len(out["text"]) > 0.9
     assert out["chars"] == 16 and math.isfinite(out["nll"]) and out["nll"] / out["chars"] < 6.0
-    assert out["states"] == [3, 1, 1024] and out["size"] > 4000  # 2 GRU layers + the novel's row (world input)
+    assert out["states"] == [4, 1, 1024] and out["size"] > 4000  # 2 GRU layers, the novel's row, recent characters
 
 
 def test_shipped_model_card_and_size():
