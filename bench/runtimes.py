@@ -6,6 +6,7 @@
   onnxruntime-float32  the ONNX step (model.int8) with float32 MatMul
   onnxruntime-gemv     8-bit MatMulNBits (what one chat runs)
   onnxruntime-gemm     8-bit DynamicQuantizeMatMul (what several chats run)
+  ..., no loop ban     the same graphs without the ban on loops (model.repeats): what it costs
   tflite-int8          TensorFlow Lite, dynamic-range int8 with XNNPACK, converted from the same step
 
 Every ONNX Runtime line runs model.runtime as the bot does (a chunk per call, the draw
@@ -98,19 +99,23 @@ def main(argv: list[str] | None = None) -> int:
     mask = sampling.never_mask(chars)
     runtimes = {"tensorflow-float32": exact}
     for kernel in ("float32", "gemv", "gemm"):
-        runtimes[f"onnxruntime-{kernel}"] = StepRuntime(Int8Step(weights, cell, mask, kernels=(kernel,)), chars)
+        runtimes[f"onnxruntime-{kernel}"] = StepRuntime(Int8Step(weights, cell, mask, kernels=(kernel,), chars=chars),
+                                                        chars)
+    for kernel in ("gemv", "gemm"):
+        runtimes[f"onnxruntime-{kernel}, no loop ban"] = StepRuntime(Int8Step(weights, cell, mask, kernels=(kernel,)),
+                                                                     chars)
     runtimes["tflite-int8"] = StepRuntime(TFLiteStep(exact), chars)
     want_nll, want_chars, _ = exact.score([TEXT], exact.initial_state(1))
     reference = want_nll[0] / want_chars[0]
     result = {}
-    print(f"{'':22} {'1 row chars/s':>14} {args.batch:>3} rows chars/s {'nats/char':>10} {'vs float32':>11}")
+    print(f"{'':32} {'1 row chars/s':>14} {args.batch:>3} rows chars/s {'nats/char':>10} {'vs float32':>11}")
     for name, rt in runtimes.items():
         one = speed(rt.generate, exact.initial_state(1), args.length)  # CharModel and StepRuntime: one signature
         many = speed(rt.generate, exact.initial_state(args.batch), args.length)
         nll, n, _ = rt.score([TEXT], exact.initial_state(1))
         quality = nll[0] / n[0]
         result[name] = {"single_cps": round(one, 1), "batch_cps": round(many, 1), "nats_per_char": round(quality, 4)}
-        print(f"{name:22} {one:14.0f} {many:16.0f} {quality:10.4f} {quality - reference:+11.4f}")
+        print(f"{name:32} {one:14.0f} {many:16.0f} {quality:10.4f} {quality - reference:+11.4f}")
     return result_line({"batch": args.batch, "length": args.length, "runtimes": result})
 
 

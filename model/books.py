@@ -9,8 +9,12 @@ The card lists every novel the model was trained on with the names that novel ma
 frequent and each name's *share* (how much of its use, per character of text, is in
 that novel; see `train.names`). A prompt's score for a novel is the sum of the shares
 of its names found in the prompt: 郭靖 alone leans to 射雕英雄传 (78 %), 郭靖 with 杨过
-goes to 神雕侠侣. Too little evidence (no name, or only common words) picks nothing,
-and the story starts as a model without novels would.
+goes to 神雕侠侣. Too little evidence picks nothing, and the story starts as a model
+without novels would: a novel is picked only when the prompt holds one of its own
+names (share ≥ PICK_SHARE), so words every novel uses, or a name two novels share
+evenly (苗人凤 53 % / 47 %), never pick one, however many the prompt holds; a text of
+more than LONG_TEXT characters needs two of them (2,000 characters of 古龙 often hold
+one 金庸 name by chance: 青青, 大头鬼).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 AUTO = "auto"
 NONE = ("", "none", "无")  # ways to say "no novel"
 MIN_EVIDENCE = 0.5  # a novel is picked only when its names in the prompt add up to this much share
+PICK_SHARE = 0.6  # ... and one of them has at least this share: mostly that novel's
+LONG_TEXT = 200  # characters: a longer text must hold two such names (one is often a chance likeness: 青青)
 
 
 class Books:
@@ -49,6 +55,10 @@ class Books:
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])
         best, score = ranked[0]
         if score < MIN_EVIDENCE or (len(ranked) > 1 and ranked[1][1] == score):
+            return None
+        names = next(b for b in self.entries if b["name"] == best).get("names", {})
+        own = [name for name, (_, share) in names.items() if share >= PICK_SHARE and name in prompt]
+        if len(own) < (2 if len(prompt) > LONG_TEXT else 1):
             return None
         return best
 

@@ -237,7 +237,7 @@ def pushed(g: Graph, recent: str, ids: str, feed: str) -> str:
 def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str = "gemm",
                classes: np.ndarray | None = None) -> bytes:
     """The serialized ONNX model of N steps in a Loop (see the module docstring); classes [V] of
-    model.repeats (default: none are hanzi, so nothing is banned)."""
+    model.repeats for the ban on loops (None: a graph without it, to measure what it costs)."""
     g = Graph(matmul)
     n_recurrent = weights.recurrent_states
     novel = int(np.shape(weights.book_states)[1]) > n_recurrent  # world "input" (see model.onestep)
@@ -252,10 +252,10 @@ def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str 
     logits = "step_logits"  # [B, V']: what comes next, before this step
     recent = "step_recent"  # int64 [B, W]: the last characters read or written
     width = min(WIDTH, units)
-    classes = np.zeros(vocab, np.int8) if classes is None else np.pad(classes, (0, vocab - len(classes)))
     scaled = b.op("Add", b.op("Mul", logits, b.op("Unsqueeze", "inv_temperature", axis1)),
                   b.const("never", np.pad(never_mask, (0, vocab - len(never_mask)))))
-    scaled = loop_bans(b, scaled, recent, "ban", classes, width)
+    if classes is not None:
+        scaled = loop_bans(b, scaled, recent, "ban", np.pad(classes, (0, vocab - len(classes))), width)
     drawn = draw(b, b.op("Softmax", scaled, axis=1), b.op("Gather", "u", t, axis=0), vocab)
     is_drawn = b.op("Gather", "sample", t, axis=0)  # bool []
     chosen = b.op("Where", is_drawn, drawn, b.op("Gather", "ids", t, axis=0))  # [B]
@@ -313,7 +313,7 @@ class Int8Step:
 
     def __init__(self, weights: Weights, cell: str, never_mask: np.ndarray, threads: int = 0,
                  kernels: tuple[str, ...] = ("gemv", "gemm"), chars: list[str] | None = None):
-        classes = None if chars is None else char_classes(chars)  # without chars, no loop is banned
+        classes = None if chars is None else char_classes(chars)  # without chars, no ban on loops in the graph
         self.sessions = {kind: session(build_step(weights, cell, never_mask, kind, classes), threads)
                          for kind in kernels}
         self.recurrent = weights.recurrent_states

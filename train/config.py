@@ -23,6 +23,7 @@ class TrainConfig:
     book_drop: float = 0.15  # with a world: share of windows trained as "no novel", so the model also writes without one
     book_balance: float = 1.0  # windows drawn from each novel ∝ its length to this power (1: as the text comes; 0.5: short novels seen more often)
     quotes: str = "curly"  # quotation style the corpus is normalised to: "curly" (“”), "corner" (「」) or "keep"
+    names_reference: str = ""  # other authors' novels (a file or folder): words they use as often are no character names (train.names)
     # model
     cell: str = "gru"  # "gru" or "lstm"
     embedding_dim: int = 256  # size of a character's vector

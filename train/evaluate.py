@@ -95,14 +95,12 @@ def evaluate(model, named_texts: list[tuple[str, str]], chunk: int = 1000, windo
     return result
 
 
-def heldout_figures(model_dir: Path, run: Path, cfg) -> dict:
-    """Score every training file's held-out tail with the exported model (for the card)."""
+def heldout_figures(model_dir: Path, novels, holdout: float) -> dict:
+    """Score every novel's held-out tail with the exported model (for the card)."""
     from model import load  # noqa: PLC0415
 
-    paths = json.loads((run / "corpus.json").read_text())["paths"]
-    novels = read_corpus(paths, report=lambda s: None)
     model = load(model_dir)
-    tails = [(n.file, n.split(cfg.holdout)[1]) for n in novels]
+    tails = [(n.file, n.split(holdout)[1]) for n in novels]
     result = evaluate(model, tails)
     no_book = evaluate(model, tails, book=None)
     return {"artifact_nats_per_char": result["nats_per_char"], "artifact_bits_per_char": result["bits_per_char"],

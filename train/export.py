@@ -1,11 +1,15 @@
 """Export a training run to the OneStep SavedModel (needs TensorFlow).
 
     python -m train.export RUN_DIR [--out DIR] [--evaluate] [--book-strength 2]
+    python -m train.export --measure MODEL_DIR --corpus NOVELS... [--holdout 0.05]
 
 Reads RUN_DIR/weights.npz when present (float16 weights brought back from the GPU
 machine, see `python -m train.pack`), else the best Keras weights of the run. Writes
 RUN_DIR/saved_model/ with model.json, the model card. --evaluate scores every file's
-held-out tail with the exported artifact itself and puts the figures in the card.
+held-out tail with the exported artifact itself and puts the figures in the card,
+with how often its stories leave their novel, format defects and repetition (loops at
+three temperatures, beside the novels' own); --measure does the same for a model
+directory (the novels it was trained on given again), to refresh its card's figures.
 For a world "input" model, --book-strength multiplies every novel's vector in the
 artifact (guidance: a story leans harder into its novel; "no novel" is left as trained).
 """
@@ -146,6 +150,34 @@ def books_for_card(run: Path, cfg: TrainConfig) -> list[dict]:
             for b in books["books"]]
 
 
+def repetition_figures(model_dir: Path, novels) -> dict:
+    """Loops and distinct-4 at each temperature, beside windows of the novels (train.repetition)."""
+    from model import load  # noqa: PLC0415
+    from train.repetition import repetition  # noqa: PLC0415
+
+    result = repetition(load(model_dir), [n.text for n in novels])
+    keep = ("loops_per_1000", "with_loop", "distinct4")
+    return {"repetition": {**{f"temperature {t}": {k: f[k] for k in keep} for t, f in result["temperatures"].items()},
+                           "novels": {k: result["novels"][k] for k in keep} if result["novels"] else None,
+                           "measure": f"{result['prompts']} prompts × {result['seeds']} seeds × {result['length']} "
+                                      f"chars, book auto, seed {result['seed']}, loop ban on; the novels: "
+                                      f"{result['novels']['texts'] if result['novels'] else 0} windows "
+                                      "(python -m train.evaluate --repetition)"}}
+
+
+def measure(model_dir: Path, novels, holdout: float) -> None:
+    """Write the measured figures of the model in model_dir into its card (see the module docstring)."""
+    from model.artifact import check_model_dir  # noqa: PLC0415
+    from train.evaluate import heldout_figures  # noqa: PLC0415
+
+    card = check_model_dir(model_dir)
+    card.validation.update(heldout_figures(model_dir, novels, holdout))
+    if card.books:
+        card.validation.update(world_figures(model_dir))
+    card.validation.update(repetition_figures(model_dir, novels))
+    write_card(card, model_dir)
+
+
 def world_figures(model_dir: Path) -> dict:
     """How often the exported model's stories wander into other novels (train.worlds), for the card."""
     from model import load  # noqa: PLC0415
@@ -193,12 +225,10 @@ def export_run(run: Path, out: Path | None = None, evaluate: bool = False, repor
     out = Path(out) if out else run / "saved_model"
     export(weights, vocab.chars, card, out)
     if evaluate:
-        from train.evaluate import heldout_figures  # noqa: PLC0415
+        from train.corpus import read_corpus  # noqa: PLC0415
+        from train.loop import corpus_paths  # noqa: PLC0415
 
-        card.validation.update(heldout_figures(out, run, cfg))
-        if card.books:
-            card.validation.update(world_figures(out))
-        write_card(card, out)
+        measure(out, read_corpus(corpus_paths(run), report=lambda s: None), cfg.holdout)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     report(f"exported {out} ({size / 1e6:.1f} MB)")
     return out
@@ -206,12 +236,20 @@ def export_run(run: Path, out: Path | None = None, evaluate: bool = False, repor
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m train.export", description=__doc__.split("\n")[0])
-    ap.add_argument("run", type=Path, help="run directory written by python -m train")
+    ap.add_argument("run", type=Path, nargs="?", help="run directory written by python -m train")
+    ap.add_argument("--measure", type=Path, metavar="MODEL_DIR",
+                    help="measure this model directory and write the figures into its card (with --corpus)")
+    ap.add_argument("--corpus", nargs="+", default=[], help="with --measure: the novels it was trained on")
+    ap.add_argument("--holdout", type=float, default=0.05, help="with --measure: the held-out share of each")
     ap.add_argument("--out", type=Path, help="where to write the SavedModel (default RUN/saved_model)")
     ap.add_argument("--evaluate", action="store_true", help="score the held-out tails with the exported model")
     ap.add_argument("--book-strength", type=float, default=BOOK_STRENGTH,
                     help=f"world input: multiply each novel's vector by this (default {BOOK_STRENGTH}; 1 = as trained)")
     args = ap.parse_args(argv)
+    if args.measure:
+        return measure_main(args.measure, args.corpus, args.holdout)
+    if args.run is None:
+        ap.error("give a run directory (or --measure MODEL_DIR)")
     if not args.book_strength > 0:
         print("error: --book-strength must be > 0", file=sys.stderr)
         return 2
@@ -223,6 +261,22 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    return 0
+
+
+def measure_main(model_dir: Path, corpus: list[str], holdout: float) -> int:
+    from model.artifact import ModelError  # noqa: PLC0415
+    from train.corpus import CorpusError, read_corpus  # noqa: PLC0415
+
+    if not corpus:
+        print("error: --measure needs --corpus (the novels the model was trained on)", file=sys.stderr)
+        return 2
+    try:
+        measure(model_dir, read_corpus(corpus, report=lambda s: None), holdout)
+    except (CorpusError, ModelError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{model_dir}/model.json: figures measured and written")
     return 0
 
 

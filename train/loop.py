@@ -67,10 +67,12 @@ def corpus_card(novels, train_texts, val_texts) -> list[dict]:
     ]
 
 
-def books_card(novels, train_texts) -> dict:
-    """books.json: the novels by id (1..K; 0 is "no novel") and the names each one makes frequent."""
+def books_card(novels, train_texts, reference: str = "") -> dict:
+    """books.json: the novels by id (1..K; 0 is "no novel") and the names each one makes frequent
+    (`reference`: other authors' novels, whose common words are no names)."""
+    others = [n.text for n in read_corpus([reference], report=lambda s: None)] if reference else None
     return {"books": [{"id": i + 1, "name": n.name, "file": n.file} for i, n in enumerate(novels)],
-            "names": book_names({n.name: t for n, t in zip(novels, train_texts)})}
+            "names": book_names({n.name: t for n, t in zip(novels, train_texts)}, reference=others)}
 
 
 def book_of_chars(train_texts: list[str]) -> np.ndarray:
@@ -248,7 +250,8 @@ def train(run: Path, corpus: list[str] | None, cfg: TrainConfig | None, resume: 
         vocab.save(run / "vocab.json")
         if parent is not None:
             save_record(run, parent, vocab.chars)
-        (run / "books.json").write_text(json.dumps(books_card(novels, train_texts), indent=1, ensure_ascii=False))
+        (run / "books.json").write_text(json.dumps(books_card(novels, train_texts, cfg.names_reference), indent=1,
+                                                   ensure_ascii=False))
         (run / "corpus.json").write_text(json.dumps(
             {"paths": [str(p) for p in corpus], "files": card}, indent=2, ensure_ascii=False))
     train_ids = vocab.encode("".join(train_texts))

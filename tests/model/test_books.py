@@ -29,6 +29,29 @@ def test_a_prompt_picks_the_novel_its_names_point_to(prompt, book):
     assert Books(CARD_BOOKS).pick(prompt) == book
 
 
+def test_only_a_novels_own_name_picks_it_and_a_long_text_needs_two():
+    common = [{"id": 1, "name": "白马啸西风", "names": {"李文秀": [900, 1.0], "苏普": [600, 1.0], "突然": [90, 0.14],
+                                                   "冷笑": [40, 0.2], "大声": [50, 0.1], "当即": [30, 0.12]}},
+              {"id": 2, "name": "天龙八部", "names": {"乔峰": [1120, 1.0], "突然": [900, 0.07]}}]
+    books = Books(common)
+    assert books.scores("他突然冷笑，大声道，当即走了")["白马啸西风"] >= 0.5  # enough "evidence" by the sum alone ...
+    assert books.pick("他突然冷笑，大声道，当即走了") is None  # ... but no name of its own
+    assert books.pick("李文秀突然冷笑") == "白马啸西风"
+    filler = "　　那人走了很远的路，" * 30  # 330 characters without a name
+    assert books.pick(filler + "李文秀道") is None  # one name in a long text may be a chance likeness
+    assert books.pick(filler + "李文秀对苏普道") == "白马啸西风"
+
+
+def test_words_other_authors_use_as_often_are_no_names():
+    names = ["段誉", "虚竹", "突然"]  # 突然 "speaks" here as in 突然道：, and every author writes it
+    books = {"甲": make_story(1, 80, names=names), "乙": make_story(2, 80, names=["杨过", "黄蓉", "突然"])}
+    assert "突然" in book_names(books)["甲"]
+    other = make_story(3, 80, names=["小鱼儿", "突然"])  # another author's novel
+    table = book_names(books, reference=[other])
+    assert "突然" not in table["甲"] and "突然" not in table["乙"]
+    assert {"段誉", "虚竹"} <= set(table["甲"]) and {"杨过", "黄蓉"} <= set(table["乙"])
+
+
 def test_resolve_names_auto_and_none_and_rejects_unknown_novels():
     books = Books(CARD_BOOKS)
     assert books.resolve("auto", "乔峰") == "天龙八部"
@@ -175,3 +198,27 @@ def test_format_defects_count_what_a_printed_book_would_not_have():
     assert format_defects("他说「好」，□〓") == {"missing_glyph": 2, "ocr_slips": 0, "corner_quotes": 2,
                                             "wrapped_runs": 0}
     assert format_defects("诸般胸囗，叹了囗气")["ocr_slips"] == 2  # 囗 (U+56D7) read by a scanner for 口
+
+
+def test_a_cards_names_and_figures_are_measured_again_from_the_novels(tiny_world_run, world_corpus, tmp_path):
+    """train.names --card rewrites a model's names from the novels; train.export --measure its figures."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_world_run / "saved_model", model)
+    card = json.loads((model / "model.json").read_text())
+    for b in card["books"]:
+        b["names"] = {"一个": [9, 0.5]}  # what the names were before
+    (model / "model.json").write_text(json.dumps(card, ensure_ascii=False))
+    out = run_python("-m", "train.names", str(world_corpus), "--reference", str(world_corpus / "天龙.txt"),
+                     "--card", str(model))
+    assert out.returncode == 0, out.stderr
+    names = {b["name"]: b["names"] for b in json.loads((model / "model.json").read_text())["books"]}
+    assert "郭靖" in names["射雕"] and "一个" not in names["射雕"]
+    assert "乔峰" not in names["天龙"]  # "another author" here wrote 天龙 itself: its names are common there
+    out = run_python("-m", "train.export", "--measure", str(model), "--corpus", str(world_corpus))
+    assert out.returncode == 0, out.stderr
+    figures = json.loads((model / "model.json").read_text())["validation"]
+    assert figures["artifact_chars"] > 0 and 0.0 <= figures["world_foreign_share"] <= 1.0
+    assert set(figures["repetition"]) == {"temperature 0.5", "temperature 0.8", "temperature 1", "novels", "measure"}
+    assert run_python("-m", "train.export", "--measure", str(model)).returncode == 2  # no --corpus: says so

@@ -3,10 +3,11 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from model import DEFAULT_MODEL_DIR
-from tests.conftest import run_python
+from tests.conftest import SHARED_CORPUS, run_python
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_MODEL_DIR / "saved_model.pb").exists(), reason="no shipped model")
 
@@ -75,3 +76,28 @@ def test_the_cards_world_figures_are_what_the_shipped_model_measures():
     marks = format_check(m)
     assert {k: marks[k] for k in ("missing_glyph", "corner_quotes")} == {"missing_glyph": 0, "corner_quotes": 0}
     assert marks["wrapped_runs"] <= 1 and card["format_defects"]["wrapped_runs"] == 0
+
+
+@pytest.mark.parametrize("prompt, book", [
+    ("郭靖对黄蓉说", "射雕英雄传"), ("郭靖 杨过", "神雕侠侣"), ("乔峰带阿朱", "天龙八部"),
+    ("一个小女孩突然冷笑", None), ("他走进客栈", None)])
+def test_the_shipped_card_picks_a_novel_only_from_its_own_names(prompt, book):
+    from model.books import Books
+
+    card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+    assert Books(card["books"]).pick(prompt) == book
+
+
+@pytest.mark.skipif(not (SHARED_CORPUS / "extra" / "gulong").is_dir(), reason="needs ../shared/corpus/extra/gulong")
+def test_no_gulong_passage_is_sent_into_a_jin_yong_novel():
+    """2,000 characters of any 古龙 novel (its opening, and four places drawn at random) pick no novel."""
+    from model.books import Books
+    from train.corpus import read_corpus
+
+    books = Books(json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["books"])
+    rng = np.random.default_rng(0)
+    novels = read_corpus([SHARED_CORPUS / "extra" / "gulong"], report=lambda s: None)
+    starts = {n.name: [0, *rng.integers(0, len(n.text) - 2000, 4)] for n in novels}
+    picked = [(n.name, s, books.pick(n.text[s:s + 2000])) for n in novels for s in starts[n.name]]
+    assert len(novels) >= 30
+    assert [p for p in picked if p[2]] == []
