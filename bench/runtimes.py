@@ -7,6 +7,7 @@
   onnxruntime-gemv     8-bit MatMulNBits (what one chat runs)
   onnxruntime-gemm     8-bit DynamicQuantizeMatMul (what several chats run)
   ..., no loop ban     the same graphs without the ban on loops (model.repeats): what it costs
+  ..., 7-bit / 8-bit   gemm with 7-bit weights (CPUs without VNNI) and 8-bit (with it)
   tflite-int8          TensorFlow Lite, dynamic-range int8 with XNNPACK, converted from the same step
 
 Every ONNX Runtime line runs model.runtime as the bot does (a chunk per call, the draw
@@ -104,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     for kernel in ("gemv", "gemm"):
         runtimes[f"onnxruntime-{kernel}, no loop ban"] = StepRuntime(Int8Step(weights, cell, mask, kernels=(kernel,)),
                                                                      chars)
+    default_bits = runtimes["onnxruntime-gemm"].step.weight_bits  # what this CPU gets
+    for bits in (7, 8):  # both forms, whichever this CPU gets by default
+        runtimes[f"onnxruntime-gemm, {bits}-bit weights"] = StepRuntime(
+            Int8Step(weights, cell, mask, kernels=("gemm",), chars=chars, weight_bits=bits), chars)
     runtimes["tflite-int8"] = StepRuntime(TFLiteStep(exact), chars)
     want_nll, want_chars, _ = exact.score([TEXT], exact.initial_state(1))
     reference = want_nll[0] / want_chars[0]
@@ -116,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         quality = nll[0] / n[0]
         result[name] = {"single_cps": round(one, 1), "batch_cps": round(many, 1), "nats_per_char": round(quality, 4)}
         print(f"{name:32} {one:14.0f} {many:16.0f} {quality:10.4f} {quality - reference:+11.4f}")
-    return result_line({"batch": args.batch, "length": args.length, "runtimes": result})
+    print(f"(this CPU's default for gemm: {default_bits}-bit weights)")
+    return result_line({"batch": args.batch, "length": args.length, "gemm_weight_bits": default_bits,
+                        "runtimes": result})
 
 
 if __name__ == "__main__":

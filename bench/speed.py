@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
     arch = m.card.architecture
     print(f"model {m.path} ({m.card.name}: {arch.layers}×{arch.cell.upper()} {arch.units}), "
-          f"runtime {m.runtime}, {args.length} chars per chat, {platform.machine()}")
+          f"runtime {m.runtime_form}, {args.length} chars per chat, {platform.machine()}")
     runs = lambda xs: " ".join(f"{x:.0f}" for x in xs)  # noqa: E731
     print(f"runs, chars/s: (a) {runs(baseline)}; (a') {runs(ours)}; (b) {runs(r['cps'] for r in singles)}; "
           f"(c) {runs(r['cps'] for r in manys)}")
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
               **{k: round(v, 1) for k, v in machine.items()},
               "bandwidth_fraction": round(bandwidth_fraction, 4), "compute_fraction": round(compute_fraction, 4),
               "rss_mb": round(memory, 1), "idle_chats": idle, "length": args.length,
-              "runtime": m.runtime, "model": m.card.name}
+              "runtime": m.runtime, "runtime_form": m.runtime_form, "model": m.card.name}
     return result_line(result)
 
 

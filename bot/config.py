@@ -36,6 +36,7 @@ class BotConfig:
     webhook_secret: str = ""  # WEBHOOK_SECRET, checked on every update; "" = a random one per start
     model_dir: Path | None = None  # MODEL_DIR; None = the shipped default model
     runtime: str = "int8"  # RUNTIME: int8 (8-bit weights, fast) or float32 (the SavedModel's exact graph)
+    int8_weight_bits: int | None = None  # INT8_WEIGHT_BITS: 8 or 7, the batched int8 kernel's weights; None: the CPU's
     database_path: Path = Path("data/bot.sqlite3")  # DATABASE_PATH
     allowed_user_ids: frozenset[int] = field(default_factory=frozenset)  # ALLOWED_USER_IDS; empty = everyone
     prompt_limit: int = 500  # PROMPT_LIMIT, characters of a /write prompt used (longer: the tail)
@@ -116,6 +117,10 @@ def load_config(env: dict[str, str] | None = None, dotenv: Path = Path(".env"), 
         cfg.runtime = get("RUNTIME").lower()
         if cfg.runtime not in RUNTIMES:
             raise ConfigError(f"RUNTIME must be {' or '.join(RUNTIMES)}, not {get('RUNTIME')!r}")
+    if get("INT8_WEIGHT_BITS"):
+        if get("INT8_WEIGHT_BITS").strip() not in ("7", "8"):
+            raise ConfigError(f"INT8_WEIGHT_BITS must be 7 or 8 (empty: by the CPU), not {get('INT8_WEIGHT_BITS')!r}")
+        cfg.int8_weight_bits = int(get("INT8_WEIGHT_BITS"))
     if get("DATABASE_PATH"):
         cfg.database_path = Path(get("DATABASE_PATH"))
     if get("ALLOWED_USER_IDS"):

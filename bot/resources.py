@@ -17,9 +17,9 @@ def load_model(config: BotConfig):
     """Load the model and trace its functions (raises model.ModelError with a readable message)."""
     from model import load  # noqa: PLC0415  (TensorFlow: slow to import)
 
-    m = load(config.model_dir, config.runtime)
+    m = load(config.model_dir, config.runtime, weight_bits=config.int8_weight_bits)
     m.warm_up()
-    log.info("model %s loaded (%s), runtime %s", m.path, m.card.name, m.runtime)
+    log.info("model %s loaded (%s), runtime %s", m.path, m.card.name, m.runtime_form)
     return m
 
 

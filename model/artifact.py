@@ -101,7 +101,7 @@ def check_sampling(temperature: float, top_k: int = 0, top_p: float = 1.0) -> No
 class CharModel:
     """A loaded OneStep SavedModel. States are NumPy arrays [S, B, H]."""
 
-    def __init__(self, path: str | Path | None = None, runtime: str | None = None):
+    def __init__(self, path: str | Path | None = None, runtime: str | None = None, weight_bits: int | None = None):
         self.path = Path(path) if path is not None else DEFAULT_MODEL_DIR
         self.runtime = check_runtime(runtime)
         self.card = check_model_dir(self.path)
@@ -113,7 +113,7 @@ class CharModel:
             self._m = tf.saved_model.load(str(self.path))
         except Exception as e:  # noqa: BLE001  (a damaged SavedModel can fail in many ways)
             raise ModelError(f"{self.path}: cannot load SavedModel ({type(e).__name__}: {str(e)[:200]})") from None
-        self._run = self._in_process() if self.runtime == "float32" else self._int8()
+        self._run = self._in_process() if self.runtime == "float32" else self._int8(weight_bits)
         self.num_states = int(self._m.num_states.numpy())
         self.units = int(self._m.state_units.numpy())
         self.vocab_size = int(self._m.vocab_size.numpy())
@@ -122,6 +122,13 @@ class CharModel:
         self.books = Books(self.card.books if self.world != "none" else [])
         stored = self._m.book_states.numpy()  # [K+1, S-1, H]; the recent characters' row starts empty
         self._book_states = np.concatenate([stored, np.zeros_like(stored[:, :1])], axis=1)  # [K+1, S, H]
+
+    @property
+    def runtime_form(self) -> str:
+        """How generate and score run, in words: "int8 (batched kernel: 7-bit weights)" or "float32"."""
+        if self.runtime != "int8":
+            return self.runtime
+        return f"int8 (batched kernel: {self._run.step.weight_bits}-bit weights)"
 
     def weights(self) -> Weights:
         """The artifact's weights by role, as NumPy arrays (float16, as stored)."""
@@ -150,14 +157,15 @@ class CharModel:
         return OneStep(self.weights(), self.chars(), self.card.architecture.cell, self.card.to_json(),
                        dtype=self._tf.float32, fold_input=True)
 
-    def _int8(self):
-        """generate and score on 8-bit weights derived from the SavedModel's (model.int8, model.runtime)."""
+    def _int8(self, weight_bits: int | None):
+        """generate and score on 8-bit weights derived from the SavedModel's (model.int8, model.runtime);
+        weight_bits: the batched kernel's weights, 8 or 7 (None: by the CPU, see model.int8)."""
         from model.int8 import Int8Step  # noqa: PLC0415  (ONNX Runtime loads only for this runtime)
         from model.runtime import StepRuntime  # noqa: PLC0415
 
         chars = self.chars()
-        runtime = StepRuntime(Int8Step(self.weights(), self.card.architecture.cell, never_mask(chars), chars=chars),
-                              chars)
+        runtime = StepRuntime(Int8Step(self.weights(), self.card.architecture.cell, never_mask(chars), chars=chars,
+                                       weight_bits=weight_bits), chars)
         release_freed_memory()
         return runtime
 
@@ -244,6 +252,7 @@ class CharModel:
         return out["nll"].numpy(), out["chars"].numpy(), out["states"].numpy()
 
 
-def load(path: str | Path | None = None, runtime: str | None = None) -> CharModel:
-    """Load the model at `path`, or the shipped default, to run with `runtime` (see RUNTIMES)."""
-    return CharModel(path, runtime)
+def load(path: str | Path | None = None, runtime: str | None = None, weight_bits: int | None = None) -> CharModel:
+    """Load the model at `path`, or the shipped default, to run with `runtime` (see RUNTIMES); int8's
+    batched kernel with `weight_bits` 8 or 7 (None: $INT8_WEIGHT_BITS, else by the CPU)."""
+    return CharModel(path, runtime, weight_bits)

@@ -26,7 +26,10 @@ per character): a gather instead of a matmul. The shipped 2×1024 model reads ~1
 of weights per character instead of ~58 MB in float32. Two kernels of ONNX Runtime,
 each where it is fastest (measured with `python -m bench.runtimes`):
   "gemm"  DynamicQuantizeMatMul: int8 × uint8 (activations quantized per call), one scale
-          per output column; fast for several rows (AVX-512 VNNI / AMX on this CPU).
+          per output column; fast for several rows (AVX-512 VNNI / AMX on this CPU). On a
+          CPU without VNNI its kernel adds products in pairs into int16, which saturates
+          for weights near ±127 (measured under `qemu-x86_64 -cpu Haswell`: 30,120 for
+          46,706); there the weights are 7-bit, ±63, whose pairs fit (`weight_bits`).
   "gemv"  MatMulNBits, 8 bits in blocks of up to 256 inputs with a scale each, int8
           arithmetic (accuracy_level 4): LLM-decoding kernels, fastest for one row.
 Int8Step runs "gemv" for a batch of GEMV_ROWS rows or fewer and "gemm" above that.
@@ -35,9 +38,11 @@ Int8Step runs "gemv" for a batch of GEMV_ROWS rows or fewer and "gemm" above tha
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-from model.quant import quantize
+from model.quant import LEVELS, SEVEN_BIT_LEVELS, quantize
 from model.repeats import WIDTH, char_classes, loop_table
 from model.sampling import BLOCK
 from model.weights import Weights
@@ -47,6 +52,26 @@ MS = "com.microsoft"  # ONNX Runtime's contrib operators
 FLOAT, INT64, BOOL = 1, 7, 9  # ONNX element types
 GEMV_ROWS = 1  # batches up to this many rows use the "gemv" kernel (measured: 2 rows are already faster as gemm)
 NBITS_BLOCK = 256  # largest block of MatMulNBits' 8-bit kernels
+WEIGHT_BITS = "INT8_WEIGHT_BITS"  # environment: 8 or 7 forces the "gemm" weights' form; unset: by the CPU
+
+
+def gemm_weight_bits(environ=os.environ) -> int:
+    """8 where the CPU sums int8 products without saturating (x86 with AVX-512 VNNI), else 7;
+    $INT8_WEIGHT_BITS (8 or 7) overrides. The CPU's features as NumPy detected them (CPUID, so
+    an emulated CPU reports its own); where NumPy does not say, 7 (always right, a little coarser)."""
+    forced = environ.get(WEIGHT_BITS, "").strip()
+    if forced:
+        if forced not in ("7", "8"):
+            raise ValueError(f"{WEIGHT_BITS} must be 7 or 8, not {forced!r}")
+        return int(forced)
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features  # noqa: PLC0415
+    except ImportError:  # NumPy 1.x
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as features  # noqa: PLC0415
+        except ImportError:
+            return 7
+    return 8 if features.get("AVX512VNNI") else 7
 
 
 class Graph:
@@ -55,15 +80,16 @@ class Graph:
     `body()` gives a graph for a Loop's body: its own nodes and names, the same
     initializers (a body reads the weights from the outer graph, so they are stored once)."""
 
-    def __init__(self, matmul: str, prefix: str = "", consts: dict | None = None):
+    def __init__(self, matmul: str, prefix: str = "", consts: dict | None = None, levels: int = LEVELS):
         from onnx import helper, numpy_helper  # noqa: PLC0415  (onnx is needed only to build the graph)
 
         self.helper, self.numpy_helper, self.matmul, self.prefix = helper, numpy_helper, matmul, prefix
+        self.levels = levels  # the "gemm" weights' range: LEVELS (8-bit) or SEVEN_BIT_LEVELS
         self.nodes, self._n = [], 0
         self.consts = {} if consts is None else consts  # name -> TensorProto, shared with bodies
 
     def body(self, prefix: str) -> Graph:
-        return Graph(self.matmul, prefix, self.consts)
+        return Graph(self.matmul, prefix, self.consts, self.levels)
 
     def const(self, name: str, value) -> str:
         """An initializer; made once per name (a body and its outer graph reuse the same weights)."""
@@ -108,7 +134,7 @@ class Graph:
             return self.op("Add", self.op("MatMul", x, self.const(name, np.asarray(w, np.float32))), bias)
         if self.matmul == "gemm":
             if not made:
-                q, scale = quantize(w, axis=0)  # int8 [K, N], scale [N]
+                q, scale = quantize(w, axis=0, levels=self.levels)  # int8 [K, N], scale [N]
                 self.const(f"{name}_q", q), self.const(f"{name}_scale", scale)
             return self.op("DynamicQuantizeMatMul", x, f"{name}_q", f"{name}_scale",
                            self.const(f"{name}_zero", np.zeros(n, np.int8)), bias, domain=MS)
@@ -235,10 +261,11 @@ def pushed(g: Graph, recent: str, ids: str, feed: str) -> str:
 
 
 def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str = "gemm",
-               classes: np.ndarray | None = None) -> bytes:
+               classes: np.ndarray | None = None, weight_bits: int = 8) -> bytes:
     """The serialized ONNX model of N steps in a Loop (see the module docstring); classes [V] of
-    model.repeats for the ban on loops (None: a graph without it, to measure what it costs)."""
-    g = Graph(matmul)
+    model.repeats for the ban on loops (None: a graph without it, to measure what it costs);
+    weight_bits 8 or 7: the "gemm" weights' range (see `gemm_weight_bits`)."""
+    g = Graph(matmul, levels=LEVELS if weight_bits == 8 else SEVEN_BIT_LEVELS)
     n_recurrent = weights.recurrent_states
     novel = int(np.shape(weights.book_states)[1]) > n_recurrent  # world "input" (see model.onestep)
     top = (len(weights.rnn) - 1) * (1 if cell == "gru" else 2)  # the top layer's h among the states
@@ -309,13 +336,16 @@ def session(model: bytes, threads: int = 0):
 class Int8Step:
     """ONNX Runtime sessions over `build_step`'s graph: "gemv" for one row, "gemm" for more.
 
-    kernels=("float32",) builds only the float32 graph (for the runtime comparison)."""
+    kernels=("float32",) builds only the float32 graph (for the runtime comparison);
+    weight_bits (8 or 7) forces the "gemm" weights' form, None: `gemm_weight_bits()`."""
 
     def __init__(self, weights: Weights, cell: str, never_mask: np.ndarray, threads: int = 0,
-                 kernels: tuple[str, ...] = ("gemv", "gemm"), chars: list[str] | None = None):
+                 kernels: tuple[str, ...] = ("gemv", "gemm"), chars: list[str] | None = None,
+                 weight_bits: int | None = None):
         classes = None if chars is None else char_classes(chars)  # without chars, no ban on loops in the graph
-        self.sessions = {kind: session(build_step(weights, cell, never_mask, kind, classes), threads)
-                         for kind in kernels}
+        self.weight_bits = gemm_weight_bits() if weight_bits is None else weight_bits
+        self.sessions = {kind: session(build_step(weights, cell, never_mask, kind, classes, self.weight_bits),
+                                       threads) for kind in kernels}
         self.recurrent = weights.recurrent_states
         self.width = min(WIDTH, weights.units)
         self.state_names = [f"new_state{i}" for i in range(self.recurrent)]

@@ -11,14 +11,16 @@ from __future__ import annotations
 import numpy as np
 
 LEVELS = 127  # int8 range used: [-127, 127], symmetric so that 0 stays exact
+SEVEN_BIT_LEVELS = 63  # [-63, 63]: two products with a uint8 (255 · 63 · 2 = 32,130) fit in int16
 
 
-def quantize(w: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(q int8 like w, scale float32 over the other axis): w ≈ q * scale, reducing over `axis`."""
+def quantize(w: np.ndarray, axis: int = 0, levels: int = LEVELS) -> tuple[np.ndarray, np.ndarray]:
+    """(q int8 like w, scale float32 over the other axis): w ≈ q * scale, reducing over `axis`,
+    |q| ≤ levels."""
     w = np.asarray(w, np.float32)
-    scale = np.abs(w).max(axis=axis) / LEVELS
+    scale = np.abs(w).max(axis=axis) / levels
     scale = np.where(scale > 0, scale, 1.0).astype(np.float32)  # an all-zero channel stays zero
-    q = np.rint(w / np.expand_dims(scale, axis)).clip(-LEVELS, LEVELS).astype(np.int8)
+    q = np.rint(w / np.expand_dims(scale, axis)).clip(-levels, levels).astype(np.int8)
     return q, scale
 
 

@@ -154,4 +154,4 @@ def test_fine_tune_from_a_saved_model_that_gets_its_novel_at_every_character(tin
     child = load(export_run(tmp_path / "child", report=quiet))
     assert child.world == "input" and child.books.names == ["倚天"] and child.num_states == cfg.layers + 2
     texts, states = child.generate(["张无忌"], length=10, seed=1)
-    assert len(texts[0]) == 10 and states.shape == (cfg.layers + 1, 1, cfg.units)
+    assert len(texts[0]) == 10 and states.shape == (cfg.layers + 2, 1, cfg.units)
