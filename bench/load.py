@@ -100,11 +100,14 @@ def main(argv=None) -> int:
     ap.add_argument("--model", type=Path, default=Path("model/default"))
     ap.add_argument("--timeout", type=float, default=1800, help="seconds to wait for every part")
     ap.add_argument("--no-flood-limits", action="store_true", help="the fake server answers every request")
+    ap.add_argument("--flood-slack", type=float, default=1.0,
+                    help="messages the fake lets through over each limit (0: exactly 30/s, 20/min, 3 then 1/s)")
     ap.add_argument("--hang", type=int, default=0, help="instead: N parts whose first send hangs, and /help meanwhile")
     args = ap.parse_args(argv)
     if args.hang:
         return stall(args)
-    with FakeTelegram(flood_limits=not args.no_flood_limits) as fake, tempfile.TemporaryDirectory() as d:
+    with FakeTelegram(flood_limits=not args.no_flood_limits, flood_slack=args.flood_slack) as fake, \
+            tempfile.TemporaryDirectory() as d:
         bot = BotProcess(fake, args.model, Path(d) / "db.sqlite3", Path(d) / "bot.log", LOG_LEVEL="INFO",
                          MAX_JOBS=max(1000, args.chats), RATE_GLOBAL_PER_MIN=10**6,
                          CHARS_GLOBAL_PER_HOUR=10**9).start()

@@ -88,9 +88,10 @@ class FloodBuckets:
 
 
 class FakeTelegram:
-    def __init__(self, token: str = TOKEN, port: int = 0, flood_limits: bool = False):
+    def __init__(self, token: str = TOKEN, port: int = 0, flood_limits: bool = False, flood_slack: float = 1.0):
         self.token = token
-        self.flood = FloodBuckets() if flood_limits else None  # answer 429 past Telegram's limits
+        # answer 429 past Telegram's limits; flood_slack: messages over each bucket let through (0: none)
+        self.flood = FloodBuckets(slack=flood_slack) if flood_limits else None
         self.lock = threading.Condition()
         self.updates: list[dict] = []
         self.next_update_id = 1
