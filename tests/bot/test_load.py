@@ -18,8 +18,9 @@ def test_eight_chats_at_once(fake, start_bot):
 
 @pytest.mark.slow
 def test_chats_and_groups_within_telegrams_flood_limits(start_bot):
-    """Against a fake that answers 429 past Telegram's limits, the bot's own budget gets none."""
-    with FakeTelegram(flood_limits=True) as fake:
+    """Against a fake that answers 429 past Telegram's limits exactly (no slack), the bot's own budget,
+    10 % under them, gets none."""
+    with FakeTelegram(flood_limits=True, flood_slack=0) as fake:
         start_bot(fake, LOG_LEVEL="INFO")
         result = run_load(fake, chats=12, length=300, groups=0.25)
         assert result["groups"] == 3 and result["all_complete"]
