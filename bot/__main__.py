@@ -2,6 +2,7 @@
 
     python -m bot              # Telegram: TELEGRAM_BOT_TOKEN in .env or the environment
     python -m bot --console    # the same commands in this terminal, no token needed
+    python -m bot --check      # exit 0 if the Bot API answers with this token now, else 1 (health check)
 
 Settings come from environment variables and .env (see .env.example).
 """
@@ -48,6 +49,20 @@ def preflight(config: BotConfig):
         raise
 
 
+def health_check(env_file: Path) -> int:
+    """One getMe with the bot's settings; one line on stdout, exit status 0 if it answered."""
+    from bot.startup import check_api  # noqa: PLC0415
+
+    try:
+        config = load_config(dotenv=env_file, need_token=True)
+    except ConfigError as e:
+        print(f"unhealthy: {e}")
+        return 1
+    ok, said = asyncio.run(check_api(config))
+    print(f"{'healthy' if ok else 'unhealthy'}: {said}")
+    return 0 if ok else 1
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -56,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bot", description=__doc__.split("\n")[0])
     ap.add_argument("--console", action="store_true", help="talk to the bot in this terminal instead of Telegram")
     ap.add_argument("--env-file", type=Path, default=Path(".env"), help="settings file (default .env)")
+    ap.add_argument("--check", action="store_true",
+                    help="only ask the Bot API once (getMe): exit 0 if it answers, 1 if not (a health check)")
     args = ap.parse_args(argv)
+    if args.check:
+        return health_check(args.env_file)
     from bot.store import StoreError  # noqa: PLC0415
     from model import ModelError  # noqa: PLC0415
 
