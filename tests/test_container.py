@@ -1,4 +1,4 @@
-"""The container's files say what docs/container.md promises (the image itself is run by `python -m bench.container`)."""
+"""The container's files say what docs/container.md promises (`python -m bench.container` runs the image)."""
 
 import re
 from pathlib import Path
