@@ -149,7 +149,8 @@ def test_the_float32_runtime_is_the_savedmodel_itself(exact, raw):
     want = raw.score(tf.constant(texts), tf.constant(zero))
     nll, _, states = exact.score(texts, zero)
     np.testing.assert_allclose(nll, want["nll"].numpy(), rtol=1e-5)
-    np.testing.assert_allclose(states, want["states"].numpy(), atol=1e-5)
+    # float32 rounding differs by CPU (AVX-512 or AVX2 code paths): 1.2e-5 seen under qemu -cpu Haswell
+    np.testing.assert_allclose(states, want["states"].numpy(), atol=5e-5)
     prompts, temps, ks, ps = ["乔峰", "段誉在"], [1e-3, 1e-3], [0, 5], [1.0, 0.9]
     got, _ = exact.generate(prompts, zero, 25, temps, ks, ps, seed=3, step=7)
     saved = raw.generate(tf.constant(prompts), tf.constant(zero), tf.constant(25), tf.constant(temps),
