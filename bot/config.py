@@ -14,6 +14,7 @@ from bot.limits import LimitConfig
 from bot.logs import LOG_LEVELS
 from bot.scheduler import SchedulerConfig
 from model.artifact import RUNTIMES
+from model.int8 import parse_weight_bits
 
 TOKEN_PATTERN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")  # what @BotFather hands out
 
@@ -118,9 +119,11 @@ def load_config(env: dict[str, str] | None = None, dotenv: Path = Path(".env"), 
         if cfg.runtime not in RUNTIMES:
             raise ConfigError(f"RUNTIME must be {' or '.join(RUNTIMES)}, not {get('RUNTIME')!r}")
     if get("INT8_WEIGHT_BITS"):
-        if get("INT8_WEIGHT_BITS").strip() not in ("7", "8"):
-            raise ConfigError(f"INT8_WEIGHT_BITS must be 7 or 8 (empty: by the CPU), not {get('INT8_WEIGHT_BITS')!r}")
-        cfg.int8_weight_bits = int(get("INT8_WEIGHT_BITS"))
+        try:
+            cfg.int8_weight_bits = parse_weight_bits(get("INT8_WEIGHT_BITS"))
+        except ValueError:
+            given = get("INT8_WEIGHT_BITS")
+            raise ConfigError(f"INT8_WEIGHT_BITS must be 7 or 8 (empty: by the CPU), not {given!r}") from None
     if get("DATABASE_PATH"):
         cfg.database_path = Path(get("DATABASE_PATH"))
     if get("ALLOWED_USER_IDS"):

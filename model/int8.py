@@ -55,15 +55,21 @@ NBITS_BLOCK = 256  # largest block of MatMulNBits' 8-bit kernels
 WEIGHT_BITS = "INT8_WEIGHT_BITS"  # environment: 8 or 7 forces the "gemm" weights' form; unset: by the CPU
 
 
+def parse_weight_bits(text: str) -> int | None:
+    """INT8_WEIGHT_BITS as written: 7 or 8, None when empty (by the CPU); ValueError otherwise."""
+    text = text.strip()
+    if text not in ("", "7", "8"):
+        raise ValueError(f"{WEIGHT_BITS} must be 7 or 8, not {text!r}")
+    return int(text) if text else None
+
+
 def gemm_weight_bits(environ=os.environ) -> int:
     """8 where the CPU sums int8 products without saturating (x86 with AVX-512 VNNI), else 7;
     $INT8_WEIGHT_BITS (8 or 7) overrides. The CPU's features as NumPy detected them (CPUID, so
     an emulated CPU reports its own); where NumPy does not say, 7 (always right, a little coarser)."""
-    forced = environ.get(WEIGHT_BITS, "").strip()
+    forced = parse_weight_bits(environ.get(WEIGHT_BITS, ""))
     if forced:
-        if forced not in ("7", "8"):
-            raise ValueError(f"{WEIGHT_BITS} must be 7 or 8, not {forced!r}")
-        return int(forced)
+        return forced
     try:
         from numpy._core._multiarray_umath import __cpu_features__ as features  # noqa: PLC0415
     except ImportError:  # NumPy 1.x
