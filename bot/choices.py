@@ -1,8 +1,8 @@
 """Choosing what happens next (/choices on): three short next beats after each part, and the choice.
 
-After a part, `offer` writes OPTIONS beats from the story's end in one batched model call
-(OPTIONS rows of the scheduler's round), cuts each at its first sentence end (at most
-BEAT_MAX characters) and stores them as the chat's open choice. `choose` joins the beat
+After a part, `offer` writes beats from the story's end in one batched model call
+(CANDIDATES rows of the scheduler's rounds), cuts each at its first sentence end (at most
+BEAT_MAX characters) and stores the first OPTIONS to end as the chat's open choice. `choose` joins the beat
 chosen to the story (read into the state: the same characters the model wrote) and the bot
 goes on from it with one part. In a private chat a press decides at once; in a group the
 presses are votes (`vote`): one per member, a second moves it; the choice closes when an
@@ -26,6 +26,10 @@ from bot.scheduler import Busy, Stopped
 from bot.store import Choice, NewPart
 
 OPTIONS = 3  # beats offered after each part
+# Rows written for them: the first OPTIONS to reach a sentence end are offered, the rest dropped. A
+# round of 4 rows costs about what 3 do (int8, 2 cores: bench.cowriting), and the time no longer waits
+# for the longest of three beats (the 3rd of 4 to end, not the last of 3).
+CANDIDATES = 4
 BEAT_MAX = 80  # characters written for each beat at most; it ends at its first sentence end within them
 BEAT_ROUND = 16  # characters a beat is written in per round: it stops at the round its sentence ends in
 CHOICE_SECONDS = 60  # a group's vote closes this long after the offer, with the leading option
@@ -75,30 +79,43 @@ async def offer(engine, chat_id: int, part, user_id: int, vote: bool, thread_id:
         if engine.limits.characters(user_id, OPTIONS * BEAT_MAX):
             return []  # over a limit: the part stands, without choices
         read, states, _ = engine.resume_point(session, story)
-        try:  # OPTIONS rows from one state: they share each round's model call (different noise per row)
-            jobs = [engine.scheduler.submit(read, states, BEAT_MAX, settings.temperature, chunk=BEAT_ROUND,
-                                            until=has_beat) for _ in range(OPTIONS)]
-        except Busy:
-            return []
         try:
-            written = await asyncio.gather(*(_collect(engine.scheduler, job) for job in jobs))
-        except Stopped:
+            options = await write_beats(engine.scheduler, read, states, settings.temperature,
+                                        await engine.store.roles(chat_id))
+        except (Busy, Stopped):
             return []
-        finally:
-            for job in jobs:
-                job.cancel()
-        played = await engine.store.roles(chat_id)
-        options = []
-        for text in written:
-            text = beat(text)
-            at = roles.speaks_at(text, played)  # a beat never speaks for someone's character either
-            text = text[:at] if at is not None else text
-            if reading.HANZI.search(text) and text not in options:  # a beat of only "。" is no beat
-                options.append(text)
         if options:
             await engine.store.open_choice(chat_id, Choice(story.version, len(story.text), options, vote, time.time(),
                                                                  thread_id))
         return options
+
+
+async def write_beats(scheduler, read: str, states, temperature: float, played: list[str] = (),
+                      count: int = OPTIONS, rows: int = CANDIDATES) -> list[str]:
+    """Up to `count` distinct beats from `states` (after reading `read`), in the order they end: `rows`
+    rows share each round's model call (different noise per row); each is cut at its first sentence end,
+    and before a played character would speak (a beat never speaks for them); a beat without hanzi is
+    no beat. The rest are cancelled once `count` have ended. Raises Busy, or Stopped at shutdown."""
+    jobs = [scheduler.submit(read, states, BEAT_MAX, temperature, chunk=BEAT_ROUND, until=has_beat)
+            for _ in range(rows)]
+    tasks = [asyncio.ensure_future(_collect(scheduler, job)) for job in jobs]
+    options, pending = [], set(tasks)
+    try:
+        while pending and len(options) < count:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=tasks.index):  # ended in the same round: in row order
+                text = beat(task.result())
+                at = roles.speaks_at(text, played)
+                text = text[:at] if at is not None else text
+                if reading.HANZI.search(text) and text not in options and len(options) < count:
+                    options.append(text)
+    finally:
+        for job in jobs:
+            job.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return options
 
 
 async def _collect(scheduler, job) -> str:

@@ -57,7 +57,7 @@ def test_three_beats_are_written_together_in_shared_model_calls_and_end_at_a_sen
     options, calls, stored, story = asyncio.run(go())
     assert 1 <= len(options) <= choices.OPTIONS and len(set(options)) == len(options)
     assert all(0 < len(o) <= choices.BEAT_MAX and choices.beat(o) == o for o in options)
-    assert calls[0] == choices.OPTIONS  # the first round writes all three in one call
+    assert calls[0] == choices.CANDIDATES  # the first round writes every candidate in one call
     assert len(calls) <= -(-choices.BEAT_MAX // choices.BEAT_ROUND) and calls == sorted(calls, reverse=True)
     assert stored.options == options and (stored.version, stored.at) == (story.version, len(story.text))
 
