@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Protocol
 
-from bot import choices, history, texts
+from bot import choices, flavour, history, texts
 from bot.engine import StoryEngine, report_failure
 from bot.part import Part, PartContext, UserError
 from bot.scheduler import Stopped
@@ -112,6 +112,8 @@ async def _answer(engine: StoryEngine, chat_id: int, user_id: int, command: str,
         await stream(choices.choose(engine, chat_id, version, at, option, user_id, user_name), out)
     elif command == "role":
         await out.say(await engine.role(chat_id, user_id, arg))
+    elif command == "score":
+        await out.say(await flavour.score(engine, chat_id, user_id, arg))
     elif command in ("undo", "redo"):
         answer = await (history.undo if command == "undo" else history.redo)(engine, chat_id)
         if answer:  # None: this chat was told it is busy a moment ago

@@ -153,6 +153,10 @@ class Scheduler:
         finally:
             job.cancel()  # a consumer that stops listening frees its row
 
+    async def call(self, fn):
+        """fn() on the model's thread, between rounds (a scoring call: bot.flavour), off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._closing:

@@ -59,7 +59,7 @@ COMMANDS = [
     ("temp", "查看或设定温度"),
     ("len", "查看或设定每次写的字数"), ("book", "查看或选择写哪部小说"), ("story", "发送整个故事 (.txt)"),
     ("choices", "每段之后给三个下一步选 (on/off)"), ("role", "扮演一个角色"), ("say", "你的角色说一句话"),
-    ("do", "你的角色做一件事"),
+    ("do", "你的角色做一件事"), ("score", "这句话有多少金庸味 (0–100)"),
     ("undo", "撤销最后一段"), ("redo", "恢复刚撤销的一段"), ("reset", "忘掉这个故事"),
     ("help", "用法"),
 ]
@@ -172,6 +172,8 @@ story_command = command_handler("story", "/story [who]: send the whole story as 
 role_command = command_handler("role", "/role [name|off]: show, set or clear the character this person plays.")
 say_command = command_handler("say", "/say 话: the person's character says it, and the bot goes on.")
 do_command = command_handler("do", "/do 事: the person's character does it, and the bot goes on.")
+score_command = command_handler("score", "/score [text]: how Jin Yong-like the text reads, 0-100 (none: the "
+                                         "person's newest line in the story).")
 undo_command = command_handler("undo", "/undo: take back the story's newest part, whoever wrote it.")
 redo_command = command_handler("redo", "/redo: put back the part /undo took, if nothing was added since.")
 answer_unknown = command_handler("unknown", "a command this bot does not have: a hint pointing to /help.")
@@ -356,7 +358,7 @@ def build_application(config: BotConfig, model, held_lock: int | None = None) ->
                            (["book"], book_command), (["reset"], reset_command), (["story"], story_command),
                            (["add"], add_command), (["undo"], undo_command), (["redo"], redo_command),
                            (["role"], role_command), (["say"], say_command), (["do"], do_command),
-                           (["choices"], choices_command)):
+                           (["choices"], choices_command), (["score"], score_command)):
         app.add_handler(CommandHandler(names, handler, filters=not_edited))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & not_edited, plain_line))
     app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, chat_migrated))

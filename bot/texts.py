@@ -16,6 +16,7 @@ HELP = f"""金庸体写作机器人 —— 我用金庸小说学会了写武侠�
 /say 你好 —— 你的角色说一句话；/do 拔剑而起 —— 你的角色做一件事
 /choices on —— 每段之后给出三个可能的下一步（①②③），你来选；群里大家投票（/choices off 关掉）
 /story —— 把整个故事作为 .txt 文件发给你；/story who —— 每一段标明是谁写的
+/score 文字 —— 这句话有多少「金庸味」（0–100，和金庸原句比）；只发 /score：量你在故事里写的最新一句
 /reset —— 忘掉这个故事
 /help —— 显示本说明
 
@@ -45,6 +46,10 @@ CONSOLE_CHOOSE = "选一个: {numbers}"  # the console's stand-in for the ①②
 CONSOLE_NAME = "你"  # the person at the console, in /story who
 AUTHOR_EARLIER = "（早先的故事）"
 AUTHOR_SOMEONE = "有人"
+SCORE_USAGE = "请在 /score 后面写上一句话，例如：/score 乔峰突然拔出刀来（或者先在故事里写一句，再发 /score）。"
+SCORE_UNREADABLE = "这句话里没有我认识的汉字，量不出金庸味。请用中文写一句。"
+SCORE_NO_RULER = ("这个模型没有量金庸味的尺子（模型卡 model.json 里没有 flavour）。"
+                  "管理员可以用 python -m train.flavour 模型目录 --corpus 小说… 量一次。")
 PART_KINDS = {"prompt": "开头", "bot": "续写", "text": "自己写的一句", "say": "说的话", "do": "动作",
               "choice": "选的下一步", "earlier": "记录作者之前写的"}
 AUTHOR_VOTE = "大家投票"  # who chose a beat a group voted for
@@ -157,3 +162,10 @@ def as_typed(typed: str) -> str:
 
 def waiting_place(place: int) -> str:
     return f"记下了：我写完这一段就接上（你排第 {place}）。"
+
+
+def score_told(points: int, nats_per_char: float, line: str | None = None) -> str:
+    """/score's answer: the 金庸味 and what it means (line: the story's line that was scored, shown)."""
+    shown = f"「{line[:60]}{'…' if len(line) > 60 else ''}」\n" if line else ""
+    return (f"{shown}金庸味 {points}/100：在同样长短的金庸原句里，比 {points}% 的句子更像金庸"
+            f"（模型读它每字 {nats_per_char:.2f} 奈特，越低越像）。")

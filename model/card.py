@@ -47,6 +47,7 @@ class ModelCard:
     architecture: Architecture
     training: dict = field(default_factory=dict)  # the recipe (train.config) and where it ran
     validation: dict = field(default_factory=dict)  # figures measured on the exported artifact
+    flavour: dict | None = None  # the 金庸味 ruler (model.flavour; python -m train.flavour), None: not measured
     corpus: list[dict] = field(default_factory=list)  # the files read: name, SHA-256, sizes, normalisation
     libraries: dict = field(default_factory=dict)  # versions it was exported with
 
@@ -76,10 +77,11 @@ class ModelCard:
         return card
 
     def to_json(self) -> dict:
-        """model.json's object (book_strength and parent only where they say something)."""
+        """model.json's object (book_strength and flavour only where they say something)."""
         data = dataclasses.asdict(self)
-        if self.book_strength is None:
-            del data["book_strength"]
+        for key in ("book_strength", "flavour"):
+            if data[key] is None:
+                del data[key]
         return data
 
     def book_names(self) -> list[str]:

@@ -126,3 +126,17 @@ def run_python(*args, cwd=None, env=None, timeout=300, input=None) -> subprocess
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, *args], cwd=cwd or ROOT, env=full_env, capture_output=True,
                           text=True, timeout=timeout, input=input)
+
+
+@pytest.fixture(scope="session")
+def rated_model_dir(tiny_model_dir, tiny_corpus, tmp_path_factory) -> Path:
+    """A copy of the tiny model whose card has a 金庸味 ruler measured on the tiny corpus (train.flavour)."""
+    import shutil
+
+    from train.corpus import read_corpus
+    from train.flavour import write_flavour
+
+    copy = tmp_path_factory.mktemp("rated") / "saved_model"
+    shutil.copytree(tiny_model_dir, copy)
+    write_flavour(copy, read_corpus([str(tiny_corpus)], report=lambda s: None), holdout=0.2)
+    return copy

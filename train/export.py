@@ -169,6 +169,7 @@ def measure(model_dir: Path, novels, holdout: float) -> None:
     """Write the measured figures of the model in model_dir into its card (see the module docstring)."""
     from model.artifact import check_model_dir  # noqa: PLC0415
     from train.evaluate import heldout_figures  # noqa: PLC0415
+    from train.flavour import write_flavour  # noqa: PLC0415
 
     card = check_model_dir(model_dir)
     card.validation.update(heldout_figures(model_dir, novels, holdout))
@@ -176,6 +177,7 @@ def measure(model_dir: Path, novels, holdout: float) -> None:
         card.validation.update(world_figures(model_dir))
     card.validation.update(repetition_figures(model_dir, novels))
     write_card(card, model_dir)
+    write_flavour(model_dir, novels, holdout)
 
 
 def world_figures(model_dir: Path) -> dict:

@@ -101,3 +101,17 @@ def test_no_gulong_passage_is_sent_into_a_jin_yong_novel():
     picked = [(n.name, s, books.pick(n.text[s:s + 2000])) for n in novels for s in starts[n.name]]
     assert len(novels) >= 30
     assert [p for p in picked if p[2]] == []
+
+
+def test_the_shipped_ruler_finds_jin_yongs_form_more_jin_yong_than_modern_chinese():
+    from model import load
+    from model.flavour import Flavour, rate_texts
+
+    model = load()
+    ruler = Flavour.from_card(model.card.flavour)
+    assert ruler is not None and min(ruler.lines) >= 50  # every length band measured on real sentences
+    wuxia = ["那老者冷笑一声，道：“你是什么人？”", "段誉心想：“这位姑娘好美。”", "张无忌点了点头，转身便走。"]
+    modern = ["我的电脑坏了，需要重启一下系统。", "量子计算机的算法复杂度很高。", "今天下午三点开会讨论预算。"]
+    nats, chars = rate_texts(model, wuxia + modern)
+    scores = [ruler.score(n, c) for n, c in zip(nats, chars)]
+    assert min(scores[:3]) > 60 and max(scores[3:]) < 30, scores

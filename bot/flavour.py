@@ -1,0 +1,49 @@
+"""金庸味 (/score): how Jin Yong-like the model finds a text, 0-100 against the novels' own lines.
+
+    /score 乔峰突然拔出刀来   -> 金庸味 66/100 …
+    /score                   -> the same for the newest line this person wrote in the story
+
+The ruler is the model card's (model.flavour, measured by `python -m train.flavour`); the text
+is read as a person's line is (bot.reading) and scored alone, in one scoring call on the
+model's thread (the scheduler's, between rounds).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from bot import reading, texts
+from model.flavour import Flavour, rate_texts
+
+PEOPLES_KINDS = ("prompt", "text", "say", "do")  # parts a person wrote (a choice is the bot's beat)
+
+
+def ruler_of(model) -> Flavour | None:
+    card = getattr(model, "card", None)
+    return Flavour.from_card(getattr(card, "flavour", None))
+
+
+async def newest_line(engine, chat_id: int, user_id: int) -> str | None:
+    """The newest live part of the story this person wrote (as the story reads it), or None."""
+    mine = [p for p in await engine.store.parts(chat_id)
+            if not p.undone and p.author_id == user_id and p.kind in PEOPLES_KINDS]
+    return mine[-1].text.strip() if mine else None
+
+
+async def score(engine, chat_id: int, user_id: int, raw: str | None) -> str:
+    """/score [文字]: the text's 金庸味, or that of the person's newest line in the story."""
+    ruler = ruler_of(engine.model)
+    if ruler is None:
+        return texts.SCORE_NO_RULER
+    text, notice = engine.cut_prompt(raw)
+    from_story = not text
+    if from_story:
+        text = await newest_line(engine, chat_id, user_id)
+        if text is None:
+            return texts.SCORE_USAGE
+    read = reading.as_read(text)
+    if not any(c in engine.known for c in read):
+        return texts.SCORE_UNREADABLE
+    nats, chars = await engine.scheduler.call(partial(rate_texts, engine.model, [read]))
+    told = texts.score_told(ruler.score(float(nats[0]), int(chars[0])), float(nats[0]), read if from_story else None)
+    return told + (f"\n{notice}" if notice else "")
