@@ -6,7 +6,7 @@
   onnxruntime-float32  the ONNX step (model.int8) with float32 MatMul
   onnxruntime-gemv     8-bit MatMulNBits (what one chat runs)
   onnxruntime-gemm     8-bit DynamicQuantizeMatMul (what several chats run)
-  ..., no loop ban     the same graphs without the ban on loops (model.repeats): what it costs
+  ..., no repetition policy  the same graphs without the loop ban and phrase penalty (model.repeats): what they cost
   ..., 7-bit / 8-bit   gemm with 7-bit weights (CPUs without VNNI) and 8-bit (with it)
   tflite-int8          TensorFlow Lite, dynamic-range int8 with XNNPACK, converted from the same step
 
@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         runtimes[f"onnxruntime-{kernel}"] = StepRuntime(Int8Step(weights, cell, mask, kernels=(kernel,), chars=chars),
                                                         chars)
     for kernel in ("gemv", "gemm"):
-        runtimes[f"onnxruntime-{kernel}, no loop ban"] = StepRuntime(Int8Step(weights, cell, mask, kernels=(kernel,)),
-                                                                     chars)
+        bare = Int8Step(weights, cell, mask, kernels=(kernel,))  # no chars: a graph without the policy
+        runtimes[f"onnxruntime-{kernel}, no repetition policy"] = StepRuntime(bare, chars)
     default_bits = runtimes["onnxruntime-gemm"].step.weight_bits  # what this CPU gets
     for bits in (7, 8):  # both forms, whichever this CPU gets by default
         runtimes[f"onnxruntime-gemm, {bits}-bit weights"] = StepRuntime(

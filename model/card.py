@@ -16,9 +16,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FORMAT = 3  # bump when OneStep's signatures change; loaders refuse other formats
+FORMAT = 4  # bump when OneStep's signatures change; loaders refuse other formats
 # 2: initial_state takes the novel of every row (int32 [B], 0 = no novel); the card lists "books" and "world".
 # 3: generate takes ban_loops [B]; the states end with a row of the recent characters (model.repeats).
+# 4: that row holds up to 512 characters, and ban_loops also holds the rows off repeating phrases.
 WORLDS = ("none", "state", "token", "input")  # how a model knows its novel (see train.network)
 
 

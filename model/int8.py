@@ -9,16 +9,18 @@ One call runs N steps in an ONNX Loop, so a 64-character chunk is one call rathe
 inv_temperature float32 [B], ban bool [B], states (S arrays float32 [B, H]); a world
 "input" model's novel row (the novel's id in column 0) becomes that novel's share of layer
 0's gates, input "novel" [B, G*H], and comes back as it went in; the last row's first W
-columns, the recent characters (model.onestep), are input "recent" int64 [B, W]. Step t
-first picks each row's character: ids[t], or where sample[t], one drawn from
-softmax(logits / temperature + never mask + loop bans) at the uniform u[t] (`draw` below:
-`model.sampling.draw`'s rule, in float32; the bans, where ban: `model.repeats`'s tables);
+columns, the recent characters (model.onestep), are input "recent" int64 [B, W], and its
+next W their match lengths, input "matches" [B, W]. Step t first picks each row's
+character: ids[t], or where sample[t], one drawn from softmax((logits - phrase penalty) /
+temperature + never mask + loop bans) at the uniform u[t] (`draw` below:
+`model.sampling.draw`'s rule, in float32; the policy, where ban: `model.repeats`);
 nll[t] = -log p(that character) at temperature 1 (what `score` sums). Then the rows where
 feed[t] read it (the others keep their state and recent characters) and logits [B, V'] of
 what comes next follow from the new states. Outputs: chosen int64 [N, B], nll float32 [N, B], the
 last logits [B, V'] (V' is the vocabulary padded with -inf logits to whole blocks of
-`model.sampling.draw`), the new recent characters and the new states. Reading a text (feed, no sample), writing
-(sample, feed) and scoring (nll) are all this one call (`model.runtime` chooses N).
+`model.sampling.draw`), the new recent characters and matches, and the new states.
+Reading a text (feed, no sample), writing (sample, feed) and scoring (nll) are all this one
+call (`model.runtime` chooses N).
 
 Every matrix read per character is 8-bit with float32 scales (`model.quant`); layer 0's
 input projection is folded with the embedding into one table [V, G*H] (int8, a scale
@@ -43,7 +45,7 @@ import os
 import numpy as np
 
 from model.quant import LEVELS, SEVEN_BIT_LEVELS, quantize
-from model.repeats import WIDTH, char_classes, loop_table
+from model.repeats import PHRASE_MAX, PHRASE_SURE, char_classes, history_width, loop_table, phrase_amounts
 from model.sampling import BLOCK
 from model.weights import Weights
 
@@ -258,6 +260,39 @@ def loop_bans(g: Graph, scaled: str, recent: str, ban: str, classes: np.ndarray,
     return g.op("ScatterElements", scaled, banned, penalty, axis=1, reduction="add")
 
 
+def phrase_penalised(g: Graph, logits: str, never: str, recent: str, matches: str, ban: str) -> str:
+    """logits [B, V'] less the phrase penalty after the recent characters recent int64 [B, W] (their match
+    lengths `matches` [B, W]), in the rows where ban bool [B] (model.repeats.phrase_penalties' formula;
+    never [V']: the never mask, for the model's certainty)."""
+    axis1 = g.const("axis1", np.array([1], np.int64))
+    big = g.const("big", np.array([2**62], np.int64))
+    ids = g.op("Slice", recent, axis1, big, axis1)  # [B, W-1]: the character after each earlier place
+    zero, minus_one = g.const("zero", np.array([0], np.int64)), g.const("minus_one", np.array([-1], np.int64))
+    head = g.op("Slice", matches, zero, minus_one, axis1)  # [B, W-1]: the match before each follower
+    amounts = g.op("Gather", g.const("phrase_amounts", phrase_amounts()), head)  # [B, W-1]
+    p = g.op("Softmax", g.op("Add", logits, never), axis=1)  # temperature 1 (ONNX Runtime's ReduceLogSumExp is slower)
+    unsure = g.op("Not", g.op("Greater", g.op("GatherElements", p, ids, axis=1),
+                              g.const("sure", np.array(PHRASE_SURE, np.float32))))
+    keep = g.op("And", unsure, g.op("Unsqueeze", ban, axis1))
+    taken = g.op("Where", keep, g.op("Neg", amounts), g.const("zero_f", np.array(0.0, np.float32)))
+    return g.op("ScatterElements", logits, ids, taken, axis=1, reduction="add")
+
+
+def rematched(g: Graph, matches: str, recent: str, ids: str, feed: str) -> str:
+    """matches [B, W] after the rows where feed [B] read or wrote ids [B] (recent [B, W]: already pushed),
+    as model.repeats.matched."""
+    axis1 = g.const("axis1", np.array([1], np.int64))
+    zero, minus_one = g.const("zero", np.array([0], np.int64)), g.const("minus_one", np.array([-1], np.int64))
+    before = g.op("Slice", recent, zero, minus_one, axis1)  # [B, W-1]
+    one = g.const("one_i", np.array(1, np.int64))
+    grown = g.op("Min", g.op("Add", g.op("Slice", matches, zero, minus_one, axis1), one),
+                 g.const("phrase_max", np.array(PHRASE_MAX, np.int64)))
+    same = g.op("Equal", before, g.op("Unsqueeze", ids, axis1))
+    kept = g.op("Where", same, grown, g.const("zero_i", np.array(0, np.int64)))
+    new = g.op("Pad", kept, g.const("pad_last", np.array([0, 0, 0, 1], np.int64)))  # the newest place: 0
+    return g.op("Where", g.op("Unsqueeze", feed, axis1), new, matches)
+
+
 def pushed(g: Graph, recent: str, ids: str, feed: str) -> str:
     """recent [B, W] with ids [B] last where feed [B] (the others keep theirs)."""
     axis1 = g.const("axis1", np.array([1], np.int64))
@@ -284,9 +319,11 @@ def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str 
     old = [f"step_state{i}" for i in range(n_recurrent)]
     logits = "step_logits"  # [B, V']: what comes next, before this step
     recent = "step_recent"  # int64 [B, W]: the last characters read or written
-    width = min(WIDTH, units)
-    scaled = b.op("Add", b.op("Mul", logits, b.op("Unsqueeze", "inv_temperature", axis1)),
-                  b.const("never", np.pad(never_mask, (0, vocab - len(never_mask)))))
+    matches = "step_matches"  # int64 [B, W]: how much of the text's end each place's text shares
+    width = history_width(units)
+    never = b.const("never", np.pad(never_mask, (0, vocab - len(never_mask))))
+    penalised = logits if classes is None else phrase_penalised(b, logits, never, recent, matches, "ban")
+    scaled = b.op("Add", b.op("Mul", penalised, b.op("Unsqueeze", "inv_temperature", axis1)), never)
     if classes is not None:
         scaled = loop_bans(b, scaled, recent, "ban", np.pad(classes, (0, vocab - len(classes))), width)
     drawn = draw(b, b.op("Softmax", scaled, axis=1), b.op("Gather", "u", t, axis=0), vocab)
@@ -303,29 +340,31 @@ def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str 
     feed_t = b.op("Gather", "feed", t, axis=0)
     new = read_char(b, weights, cell, chosen, feed_t, old, "novel" if novel else None)
     following = next_logits(b, weights, new[top])
+    now = pushed(b, recent, chosen, feed_t)
     body = b.graph("step", [(t, INT64, []), ("step_cond", BOOL, []), *[(o, FLOAT, None) for o in old],
-                            (logits, FLOAT, None), (recent, INT64, None)],
+                            (logits, FLOAT, None), (recent, INT64, None), (matches, INT64, None)],
                    [(b.op("Identity", "step_cond"), BOOL, []), *[(s, FLOAT, None) for s in new],
-                    (following, FLOAT, None), (pushed(b, recent, chosen, feed_t), INT64, None),
+                    (following, FLOAT, None), (now, INT64, None),
+                    (rematched(b, matches, now, chosen, feed_t), INT64, None),
                     (chosen, INT64, None), (nll, FLOAT, None)], with_consts=False)
 
     steps = g.op("Squeeze", g.op("Slice", g.op("Shape", "ids"), g.const("zero", np.array([0], np.int64)), axis1))
     first = next_logits(g, weights, f"state{top}")  # what comes next from the states as given
-    outs = g.op("Loop", steps, "", *[f"state{i}" for i in range(n_recurrent)], first, "recent",
-                outputs=n_recurrent + 4, body=body)
+    outs = g.op("Loop", steps, "", *[f"state{i}" for i in range(n_recurrent)], first, "recent", "matches",
+                outputs=n_recurrent + 5, body=body)
     for i in range(n_recurrent):
         g.output(outs[i], f"new_state{i}")
-    for value, name in zip(outs[n_recurrent:], ("logits", "new_recent", "chosen", "nll")):
+    for value, name in zip(outs[n_recurrent:], ("logits", "new_recent", "new_matches", "chosen", "nll")):
         g.output(value, name)
 
     return g.model(f"steps_{matmul}",
                    [("ids", INT64, ["N", "B"]), ("feed", BOOL, ["N", "B"]), ("sample", BOOL, ["N"]),
                     ("u", FLOAT, ["N", "B"]), ("inv_temperature", FLOAT, ["B"]), ("ban", BOOL, ["B"]),
-                    ("recent", INT64, ["B", width]),
+                    ("recent", INT64, ["B", width]), ("matches", INT64, ["B", width]),
                     *[(f"state{i}", FLOAT, ["B", units]) for i in range(n_recurrent)],
                     *([("novel", FLOAT, ["B", np.shape(weights.book_gates)[1]])] if novel else [])],
                    [("chosen", INT64, ["N", "B"]), ("nll", FLOAT, ["N", "B"]), ("logits", FLOAT, ["B", vocab]),
-                    ("new_recent", INT64, ["B", width]),
+                    ("new_recent", INT64, ["B", width]), ("new_matches", INT64, ["B", width]),
                     *[(f"new_state{i}", FLOAT, ["B", units]) for i in range(n_recurrent)]])
 
 
@@ -353,7 +392,7 @@ class Int8Step:
         self.sessions = {kind: session(build_step(weights, cell, never_mask, kind, classes, self.weight_bits),
                                        threads) for kind in kernels}
         self.recurrent = weights.recurrent_states
-        self.width = min(WIDTH, weights.units)
+        self.width = history_width(weights.units)
         self.state_names = [f"new_state{i}" for i in range(self.recurrent)]
         # [K+1, G*H] (world "input"; read only when the states carry a novel row)
         self.book_gates = None if weights.book_gates is None else np.asarray(weights.book_gates, np.float32)
@@ -376,15 +415,17 @@ class Int8Step:
                  "sample": sample.astype(bool, copy=False), "u": u.astype(np.float32, copy=False),
                  "inv_temperature": inv_temperature.astype(np.float32, copy=False),
                  "ban": np.ones(b, bool) if ban is None else np.asarray(ban, bool),
-                 "recent": row[:, :self.width].astype(np.int64)}
+                 "recent": row[:, :self.width].astype(np.int64),
+                 "matches": row[:, self.width:2 * self.width].astype(np.int64)}
         feeds.update({f"state{i}": s for i, s in enumerate(states[:self.recurrent])})
         novel = states[self.recurrent:-1]  # world "input": constant through a story, so not an output
         if novel:
             feeds["novel"] = self._gates(novel[0])
-        chosen, nll, logits, recent, *new = self.session(b).run(["chosen", "nll", "logits", "new_recent"]
-                                                                + self.state_names, feeds)
+        chosen, nll, logits, recent, matches, *new = self.session(b).run(
+            ["chosen", "nll", "logits", "new_recent", "new_matches"] + self.state_names, feeds)
         row = row.copy()
         row[:, :self.width] = recent
+        row[:, self.width:2 * self.width] = matches
         return chosen, nll, logits, new + list(novel) + [row]
 
     def __call__(self, ids: np.ndarray, feed: np.ndarray, states: list) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -20,10 +20,13 @@ S is the number of state vectors (one per GRU layer, two per LSTM layer) and H t
 units per layer; a model of world "input" has one more row, carried unchanged, whose first
 value is the story's novel id: that novel's vector projected into layer 0's gates
 (`book_gates` [K+1, G*H]) is added to them at every character, so the state alone says
-which novel a story is in. The last row holds the ids of the last W = min(16, H) characters
-read or written (float32, exact; the newest in column W-1, 0 before any): where ban_loops,
+which novel a story is in. The last row holds the ids of the last W = min(512, H/2) characters
+read or written (float32, exact; the newest in column W-1, 0 before any) and in columns W:2W
+how much of the text's end the text up to each of them repeats (model.repeats.matched): where ban_loops,
 `generate` never writes the character that would complete a stutter loop after them
-(model.repeats: no unit of 1–4 hanzi a third time in a row), across calls too.
+(model.repeats: no unit of 1–4 hanzi a third time in a row) and takes the phrase penalty off
+the logits of characters that would go on repeating a phrase of them (model.repeats), across
+calls too.
 `generate` first reads each prompt (an empty prompt continues from the states as they
 are), then samples `length` characters; the returned states have read every sampled
 character, so a later call continues exactly where this one stopped. Sampling noise for
@@ -45,7 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 from model.card import FORMAT, ModelCard, write_card
-from model.repeats import WIDTH, char_classes, loop_table
+from model.repeats import PHRASE_MAX, PHRASE_SURE, char_classes, history_width, loop_table, phrase_amounts
 from model.sampling import char_ids, never_mask
 from model.weights import Weights
 
@@ -100,8 +103,9 @@ class OneStep(tf.Module):
         self._unk_mask = tf.constant(never_mask(chars))  # [V]: -inf for ids never sampled
         # The ban on loops (model.repeats): each id's class, and which places of the recent characters
         # [B, W] each loop shape compares.
-        self.width = min(WIDTH, self.units)  # recent characters kept in the last state row
+        self.width = history_width(self.units)  # recent characters kept in the last state row
         loops = loop_table(self.width)
+        self._amounts = tf.constant(phrase_amounts())  # [PHRASE_MAX + 1]: the phrase penalty per match length
         self._classes = tf.constant(char_classes(chars).astype(np.int32))  # [V]
         self._same = (tf.constant(loops.same_a), tf.constant(loops.same_b))  # [P, M] each
         self._kind_at, self._kind = tf.constant(loops.kind_at), tf.constant(loops.kind.astype(np.int32))  # [P, N]
@@ -162,10 +166,14 @@ class OneStep(tf.Module):
         return tuple(new) + tuple(carried), h
 
     def _char(self, w, ids, novel, states):
-        """Every row reads ids [B]: (new states tuple, with ids last among the recent characters; top h [B, H])."""
+        """Every row reads ids [B]: (new states tuple, with ids last among the recent characters and their
+        match lengths grown (model.repeats.matched); top h [B, H])."""
         new, top = self._cell(w, self._input(w, ids, novel), states)
-        recent = new[-1]  # [B, H]: ids (as float32, exact) in columns :width, the newest last
-        pushed = tf.concat([recent[:, 1:self.width], tf.cast(ids, COMPUTE)[:, None], recent[:, self.width:]], axis=1)
+        row, n = new[-1], self.width  # [B, H]: ids (as float32, exact) in columns :n, the newest last; matches n:2n
+        chars = tf.cast(ids, COMPUTE)[:, None]
+        recent = tf.concat([row[:, 1:n], chars], axis=1)
+        grown = tf.where(recent[:, :-1] == chars, tf.minimum(row[:, n:2 * n - 1] + 1.0, PHRASE_MAX), 0.0)
+        pushed = tf.concat([recent, grown, tf.zeros_like(chars), row[:, 2 * n:]], axis=1)
         return new[:-1] + (pushed,), top
 
     def _loop_bans(self, states, ban):
@@ -181,6 +189,18 @@ class OneStep(tf.Module):
         where = tf.reshape(tf.stack([rows, ids], axis=-1), [-1, 2])
         penalty = tf.reshape(tf.where(hit, -np.inf, 0.0), [-1])  # summed where two shapes ban one id
         return tf.scatter_nd(where, penalty, [tf.shape(ids)[0], tf.shape(self._classes)[0]])
+
+    def _phrase_penalised(self, logits, states, ban):
+        """logits [B, V] (temperature 1, never mask in) less the phrase penalty after the recent characters,
+        in the rows where ban [B] (model.repeats.phrase_penalties' formula)."""
+        n = self.width
+        ids = tf.cast(states[-1][:, 1:n], tf.int32)  # [B, W-1]: the character after each earlier place
+        matched = tf.cast(states[-1][:, n:2 * n - 1], tf.int32)  # [B, W-1]
+        log_p = tf.gather(logits, ids, batch_dims=1) - tf.reduce_logsumexp(logits, axis=1, keepdims=True)
+        keep = (log_p <= np.log(PHRASE_SURE)) & ban[:, None]
+        taken = tf.where(keep, tf.gather(self._amounts, matched), 0.0)
+        rows = tf.broadcast_to(tf.range(tf.shape(ids)[0])[:, None], tf.shape(ids))
+        return tf.tensor_scatter_nd_sub(logits, tf.stack([rows, ids], axis=-1), taken)
 
     def step(self, ids, states):
         """One character for every row, outside any exported function (for converters such as TFLite):
@@ -274,7 +294,8 @@ class OneStep(tf.Module):
 
         def run(filtered: bool):
             def body(i, states, out):
-                logits = (tf.matmul(self._top(states), w[3]) + bias) * inv_t + self._loop_bans(states, ban_loops)
+                logits = tf.matmul(self._top(states), w[3]) + bias
+                logits = self._phrase_penalised(logits, states, ban_loops) * inv_t + self._loop_bans(states, ban_loops)
                 if filtered:
                     logits = self._filter(logits, top_k, top_p)
                 chosen = self._sample(logits, tf.stack([seed, step + tf.cast(i, tf.int64)]))

@@ -44,7 +44,8 @@ class StepRuntime:
                  top_k: np.ndarray, top_p: np.ndarray, seed: int, step: int,
                  ban_loops: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
         """Read each prompt, then sample `length` characters: (texts, states [S, B, H] after the last).
-        Rows where ban_loops [B] (default all) never complete a loop (model.repeats)."""
+        Rows where ban_loops [B] (default all) never complete a loop and are held off repeating phrases
+        (model.repeats)."""
         b = len(prompts)
         ban = np.ones(b, bool) if ban_loops is None else np.asarray(ban_loops, bool)
         ids, lengths = self.encode(prompts)
@@ -56,13 +57,15 @@ class StepRuntime:
             logits, rows = self._read(ids, lengths, list(states))
             chosen = np.zeros((b, length), np.int64)
             everyone = np.ones(b, bool)
-            width = min(repeats.WIDTH, rows[-1].shape[1])  # the recent characters' row (model.onestep)
+            width = repeats.history_width(rows[-1].shape[1])  # the recent characters' row (model.onestep)
             table = repeats.loop_table(width)
             for i in range(length):
                 recent = rows[-1][:, :width].astype(np.int64)
+                matches = rows[-1][:, width:2 * width].astype(np.int64)
                 bans = repeats.ban_mask(recent, self.classes, table, len(self.chars))
                 mask = self.mask + np.where(ban[:, None], bans, 0.0)
-                chosen[:, i] = sampling.sample(logits, u[i], temperature, top_k, top_p, mask)
+                penalty = np.where(ban[:, None], repeats.penalty_mask(recent, matches, logits + self.mask), 0.0)
+                chosen[:, i] = sampling.sample(logits - penalty, u[i], temperature, top_k, top_p, mask)
                 logits, rows = self.step(chosen[:, i], everyone, rows)  # the states read every character
         return ["".join(self.chars[r]) for r in chosen], np.stack(rows)
 

@@ -36,7 +36,7 @@ def test_runtime_comparison_scores_every_runtime_against_float32(tiny_model_dir)
     assert out.returncode == 0, out.stderr[-3000:]
     runtimes = result_of(out.stdout)["runtimes"]
     assert set(runtimes) == {"tensorflow-float32", "onnxruntime-float32", "onnxruntime-gemv", "onnxruntime-gemm",
-                             "onnxruntime-gemv, no loop ban", "onnxruntime-gemm, no loop ban",
+                             "onnxruntime-gemv, no repetition policy", "onnxruntime-gemm, no repetition policy",
                              "onnxruntime-gemm, 7-bit weights", "onnxruntime-gemm, 8-bit weights", "tflite-int8"}
     reference = runtimes["tensorflow-float32"]["nats_per_char"]
     for name, figures in runtimes.items():

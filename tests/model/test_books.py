@@ -152,6 +152,7 @@ def test_worlds_measurement_and_book_flags_on_the_command_line(tiny_world_run, w
 def test_a_novel_given_at_every_character_travels_in_the_state(tiny_input_world_run, runtime):
     """World "input": the novel's id rides in one extra state row, so scoring and continuing
     need nothing but the state, and the artifact agrees with the Keras stepper."""
+    from model.repeats import history_width
     from train import network
     from train.config import TrainConfig
     from train.data import score_streams
@@ -166,8 +167,9 @@ def test_a_novel_given_at_every_character_travels_in_the_state(tiny_input_world_
     text = "　　乔峰在少林寺说道：“阿朱，点头。”"
     nll, _, after = m.score([text], a)
     np.testing.assert_array_equal(after[cfg.layers], a[cfg.layers])  # carried unchanged
-    ids = [m.chars().index(c) for c in text[-16:]]
-    assert after[-1, 0, :16].tolist() == ids  # the last characters read, the newest last
+    width = history_width(cfg.units)
+    ids = [m.chars().index(c) for c in text[-width:]]
+    assert after[-1, 0, :width].tolist() == ids  # the last characters read, the newest last
     vocab = Vocabulary.load(tiny_input_world_run / "vocab.json")
     model, stepper = network.build(cfg, len(vocab), len(WORLD_CASTS))
     model.load_weights(tiny_input_world_run / "best.weights.h5")

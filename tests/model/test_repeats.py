@@ -1,10 +1,22 @@
-"""The ban on stutter loops: its tables on hand-made histories, and every runtime applying it alike."""
+"""The repetition policy: the ban on stutter loops and the phrase penalty, on hand-made histories, and
+every runtime applying them alike."""
 
 import numpy as np
 import pytest
 
 from model.int8 import Int8Step
-from model.repeats import WIDTH, ban_mask, char_classes, loop_bans, loop_table, pushed
+from model.repeats import (
+    PHRASE_GROWTH,
+    PHRASE_PENALTY,
+    WIDTH,
+    ban_mask,
+    char_classes,
+    loop_bans,
+    loop_table,
+    matched,
+    penalty_mask,
+    pushed,
+)
 from model.runtime import StepRuntime
 from model.sampling import never_mask
 from model.weights import RecurrentLayer, Weights
@@ -58,13 +70,14 @@ def test_the_measure_counts_what_the_issue_calls_loops():
     assert (f["with_loop"], f["texts"], f["examples"]) == (0.5, 2, ["哈哈哈"])
 
 
-def fake_logits_model(order: str, units: int = WIDTH):
-    """Weights whose logits are the dense bias alone (kernel 0): `order`'s characters likeliest first,
-    whatever was read, so every runtime sees the same logits and greedy sampling shows the policy."""
+def fake_logits_model(order: str, units: int = 2 * WIDTH, spread: float = 8.0):
+    """Weights whose logits are the dense bias alone (kernel 0): `order`'s characters likeliest first
+    (from `spread` down to 0), whatever was read, so every runtime sees the same logits and greedy
+    sampling shows the policy."""
     rng = np.random.default_rng(0)
     r = lambda *shape: rng.normal(0, 0.3, shape).astype(np.float32)  # noqa: E731
     bias = np.full(len(CHARS), -20.0, np.float32)
-    bias[[IDS[c] for c in order]] = np.linspace(8.0, 0.0, len(order))
+    bias[[IDS[c] for c in order]] = np.linspace(spread, 0.0, len(order))
     return Weights(embedding=r(len(CHARS), 4), dense_kernel=np.zeros((units, len(CHARS)), np.float32),
                    dense_bias=bias, book_states=np.zeros((1, 1, units), np.float32),
                    rnn=[RecurrentLayer(r(4, 3 * units), r(units, 3 * units), r(2, 3 * units))])
@@ -77,7 +90,7 @@ def test_every_runtime_writes_the_same_text_with_no_loop_and_loops_without_the_b
 
     weights = fake_logits_model("碧你…阿、")
     module = OneStep(weights, CHARS, "gru", {}, dtype=tf.float32)
-    zero = np.zeros((2, 2, WIDTH), np.float32)  # the GRU's state and the recent characters, 2 rows
+    zero = np.zeros((2, 2, 2 * WIDTH), np.float32)  # the GRU's state and the recent characters, 2 rows
 
     def onestep(ban, top_k):
         out = module.generate(tf.constant(["你", "阿碧、阿碧、阿"]), tf.constant(zero), tf.constant(60),
@@ -102,7 +115,7 @@ def test_every_runtime_writes_the_same_text_with_no_loop_and_loops_without_the_b
 def test_the_ban_holds_across_calls_through_the_states():
     weights = fake_logits_model("你…阿碧、")
     rt = StepRuntime(Int8Step(weights, "gru", never_mask(CHARS), chars=CHARS), CHARS)
-    zero = np.zeros((2, 1, WIDTH), np.float32)
+    zero = np.zeros((2, 1, 2 * WIDTH), np.float32)
     temps, ks, ps = np.full(1, 1e-3, np.float32), np.zeros(1), np.ones(1, np.float32)
     whole, _ = rt.generate(["你"], zero, 40, temps, ks, ps, 1, 0)
     pieces, states = [], zero
@@ -110,3 +123,60 @@ def test_the_ban_holds_across_calls_through_the_states():
         piece, states = rt.generate(["" if start else "你"], states, min(3, 40 - start), temps, ks, ps, 1, start)
         pieces.append(piece[0])
     assert "".join(pieces) == whole[0] and not loops("你" + whole[0])
+
+
+def taken(text: str, logits: np.ndarray | None = None) -> dict[str, float]:
+    """What the phrase penalty takes off each character's logit after `text` (flat logits: no certainty)."""
+    logits = np.zeros((1, len(CHARS)), np.float32) if logits is None else logits
+    recent = matches = np.zeros((1, WIDTH), np.int64)
+    for c in text:  # as the runtimes keep them
+        recent = pushed(recent, [IDS[c]])
+        matches = matched(matches, recent, [IDS[c]])
+    off = penalty_mask(recent, matches, logits)[0]
+    return {CHARS[i]: float(v) for i, v in enumerate(off) if v}
+
+
+def test_the_phrase_penalty_grows_with_the_match_and_sums_over_places():
+    assert taken("我你阿") == {} and taken("阿碧朱，阿碧") == {}  # nothing, or two characters matched: no penalty
+    assert taken("阿碧朱我，阿碧朱") == pytest.approx({"我": PHRASE_PENALTY})  # 阿碧朱 matched: 我 followed it
+    assert taken("你阿碧朱我，你阿碧朱") == pytest.approx({"我": PHRASE_PENALTY * PHRASE_GROWTH})  # four matched
+    assert taken("阿碧朱我阿碧朱你，阿碧朱") == pytest.approx({"我": PHRASE_PENALTY, "你": PHRASE_PENALTY})
+    # Twice after it, the second time after 7 matched (阿碧朱我阿碧朱): summed.
+    assert taken("阿碧朱我阿碧朱我阿碧朱") == pytest.approx({"我": PHRASE_PENALTY * (1 + PHRASE_GROWTH ** 4)})
+
+
+def test_what_the_model_is_sure_of_is_not_penalised():
+    sure = np.zeros((1, len(CHARS)), np.float32)
+    sure[0, IDS["我"]] = 5.0  # p(我) ≈ 0.93 at temperature 1: the rest of a name, say
+    assert taken("阿碧朱我，阿碧朱", sure) == {}
+    sure[0, IDS["我"]] = 2.0  # p ≈ 0.33: a choice, penalised
+    assert taken("阿碧朱我，阿碧朱", sure) == pytest.approx({"我": PHRASE_PENALTY})
+
+
+def test_every_runtime_holds_a_story_off_its_phrases_alike():
+    import tensorflow as tf
+
+    from model.onestep import OneStep
+
+    units = 128  # the history: 64 characters
+    weights = fake_logits_model("阿碧朱你我哈、，", units, spread=1.0)  # no character sure: the penalty decides
+    module = OneStep(weights, CHARS, "gru", {}, dtype=tf.float32)
+    zero = np.zeros((2, 2, units), np.float32)  # the GRU's state and the recent characters, 2 rows
+    prompts = ["阿碧朱你", "哈"]
+
+    def onestep(ban):
+        out = module.generate(tf.constant(prompts), tf.constant(zero), tf.constant(80), tf.constant([1e-3, 1e-3]),
+                              tf.constant([0, 0]), tf.constant([1.0, 1.0]), tf.constant(1, tf.int64),
+                              tf.constant(0, tf.int64), tf.constant([ban] * 2))
+        return [t.decode() for t in out["text"].numpy()]
+
+    texts = {"tensorflow": onestep(True)}
+    for kernel in ("float32", "gemv", "gemm"):
+        rt = StepRuntime(Int8Step(weights, "gru", never_mask(CHARS), kernels=(kernel,), chars=CHARS), CHARS)
+        for k in (0, len(CHARS)):  # the ONNX graph's policy, and model.runtime's NumPy loop
+            texts[(kernel, k)], _ = rt.generate(prompts, zero, 80, np.full(2, 1e-3, np.float32), np.full(2, k),
+                                                np.ones(2, np.float32), 1, 0)
+    assert len({tuple(t) for t in texts.values()}) == 1, texts
+    held = [distinct(t) for t in texts["tensorflow"]]
+    assert min(held) > 0.85, texts["tensorflow"]  # greedy over 8 characters, yet few 4-grams twice
+    assert onestep(False) == ["阿" * 80] * 2  # without the policy: the likeliest, again and again
