@@ -14,6 +14,7 @@ is kept: it is part of how the books look.
 from __future__ import annotations
 
 import argparse
+import codecs
 import gzip
 import hashlib
 import io
@@ -60,6 +61,8 @@ class CleanText:
     sha256: str  # of the file's bytes as they are on disk (a zip member's own bytes)
     member: str = ""  # the .txt inside a .zip this novel came from ("" for other files)
     changes: Changes = field(default_factory=Changes)  # what normalisation did
+    bytes_dropped: int = 0  # undecodable bytes left out (decode_counted)
+    repeats_dropped: int = 0  # paragraphs the file held twice, the second copy dropped (drop_repeats)
 
     @property
     def name(self) -> str:
@@ -137,15 +140,27 @@ def file_texts(path: Path) -> list[tuple[str, bytes, str]]:
 
 
 def decode(data: bytes, name: str = "<bytes>") -> tuple[str, str]:
-    """Decode novel bytes; returns (text, encoding). Raises CorpusError when impossible."""
+    """Decode novel bytes; returns (text, encoding). Raises CorpusError when impossible (see `decode_counted`)."""
+    text, enc, _ = decode_counted(data, name)
+    return text, enc
+
+
+MAX_DROPPED_SHARE = 0.001  # undecodable bytes a novel may lose (a slip of the file, not another encoding) ...
+MAX_DROPPED_FEW = 16  # ... and this many more in any file, however short
+
+
+def decode_counted(data: bytes, name: str = "<bytes>") -> tuple[str, str, int]:
+    """(text, encoding, bytes dropped): UTF-8 (with or without its mark), else GB18030 or Big5, whichever
+    reads as its script; a file no encoding reads whole keeps its text in the one that drops the fewest
+    bytes, if that is at most MAX_DROPPED_SHARE of them (and MAX_DROPPED_FEW). Raises CorpusError when impossible."""
     if not data:
         raise CorpusError(f"{name}: file is empty")
     if b"\x00" in data[:65536]:
         raise CorpusError(f"{name}: looks binary (NUL bytes), not a text file")
     if data.startswith(b"\xef\xbb\xbf"):
-        return _strict(data[3:], "utf-8", name), "utf-8-sig"
+        return _strict(data[3:], "utf-8", name), "utf-8-sig", 0
     try:
-        return data.decode("utf-8"), "utf-8"
+        return data.decode("utf-8"), "utf-8", 0
     except UnicodeDecodeError:
         pass
     candidates = []
@@ -155,10 +170,46 @@ def decode(data: bytes, name: str = "<bytes>") -> tuple[str, str]:
         except UnicodeDecodeError:
             continue
         candidates.append((_script_score(text, enc), enc, text))
-    if not candidates:
+    if candidates:
+        _, enc, text = max(candidates)
+        return text, enc, 0
+    lenient = [(*_dropping(data, enc), enc) for enc in ("utf-8", "gb18030", "big5")]  # (text, dropped, enc)
+    text, dropped, enc = min(lenient, key=lambda c: (c[1], -_script_score(c[0], c[2])))
+    if dropped > MAX_DROPPED_SHARE * len(data) + MAX_DROPPED_FEW:
         raise CorpusError(f"{name}: not UTF-8, GB18030 or Big5 text")
-    _, enc, text = max(candidates)
-    return text, enc
+    return text, enc, dropped
+
+
+def _dropping(data: bytes, enc: str) -> tuple[str, int]:
+    """data decoded as enc with every undecodable byte left out: (text, bytes left out)."""
+    dropped = 0
+
+    def drop(error: UnicodeDecodeError):
+        nonlocal dropped
+        dropped += error.end - error.start
+        return "", error.end
+
+    codecs.register_error("train.corpus.drop", drop)  # registered per call: it counts into this call's total
+    return data.decode(enc, errors="train.corpus.drop"), dropped
+
+
+REPEAT_MIN = 30  # hanzi: a paragraph this long that the file already holds, word for word, is a copy slip
+_HANZI = re.compile(r"[\u3400-\u9fff]")
+
+
+def drop_repeats(text: str) -> tuple[str, int]:
+    """`text` without paragraphs (lines) of REPEAT_MIN hanzi or more that appeared before in it;
+    (text, paragraphs dropped). Shorter lines ("“是。”") and separators (-----) repeat in any novel."""
+    seen, kept, dropped = set(), [], 0
+    for line in text.split("\n"):
+        body = line.strip(" \t　")
+        if len(body) >= REPEAT_MIN and len(_HANZI.findall(body)) >= REPEAT_MIN:
+            if body in seen:
+                dropped += 1
+                continue
+            seen.add(body)
+        kept.append(line)
+    return "\n".join(kept), dropped
 
 
 def _strict(data: bytes, enc: str, name: str) -> str:
@@ -200,13 +251,14 @@ def read_novels(path: str | Path, options: Normalisation | None = None) -> list[
     novels = []
     for member, data, digest in file_texts(path):
         name = f"{path}:{member}" if member else str(path)
-        text, enc = decode(data, name)
+        text, enc, bad_bytes = decode_counted(data, name)
         text, dropped = clean(text)
         text, changes = normalise(text, options)
+        text, repeats = drop_repeats(text)
         text = text.strip("\n") + "\n"
         if not text.strip():
             raise CorpusError(f"{name}: no text left after cleaning")
-        novels.append(CleanText(path, text, enc, dropped, digest, member, changes))
+        novels.append(CleanText(path, text, enc, dropped, digest, member, changes, bad_bytes, repeats))
     return novels
 
 
@@ -224,7 +276,10 @@ def read_corpus(paths: list[str | Path], report=print, options: Normalisation | 
     for p in find_text_files(paths):
         for novel in read_novels(p, options):
             report(f"{p}{':' + novel.member if novel.member else ''}: {novel.encoding}, {len(novel.text):,} chars "
-                   f"kept, {novel.lines_dropped} lines dropped; {novel.changes.summary()}")
+                   f"kept, {novel.lines_dropped} lines dropped"
+                   + (f", {novel.bytes_dropped} undecodable bytes dropped" if novel.bytes_dropped else "")
+                   + (f", {novel.repeats_dropped} repeated paragraphs dropped" if novel.repeats_dropped else "")
+                   + f"; {novel.changes.summary()}")
             novels.append(novel)
     return novels
 

@@ -62,7 +62,7 @@ def corpus_card(novels, train_texts, val_texts) -> list[dict]:
     return [
         {"file": n.file, "book": n.name, "sha256": n.sha256, "encoding": n.encoding, "chars": len(n.text),
          "train_chars": len(t), "heldout_chars": len(v), "lines_dropped": n.lines_dropped,
-         "normalised": n.changes.as_dict()}
+         "bytes_dropped": n.bytes_dropped, "repeats_dropped": n.repeats_dropped, "normalised": n.changes.as_dict()}
         for n, t, v in zip(novels, train_texts, val_texts)
     ]
 

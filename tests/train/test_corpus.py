@@ -3,7 +3,17 @@
 import pytest
 
 from tests.conftest import SHARED_CORPUS, make_story
-from train.corpus import CorpusError, clean, decode, find_text_files, read_corpus, read_novel, split_tail
+from train.corpus import (
+    CorpusError,
+    clean,
+    decode,
+    decode_counted,
+    drop_repeats,
+    find_text_files,
+    read_corpus,
+    read_novel,
+    split_tail,
+)
 
 STORY = make_story(11, paragraphs=6)
 TRADITIONAL = "　　喬峰說道：「這個人是誰？」段譽點頭，來到大理國。他們為了這件事，後來又說了很多話。\n" * 20
@@ -83,3 +93,34 @@ def test_raw_gb18030_download_equals_clean_utf8_copy():
     clean_copy = read_novel(SHARED_CORPUS / "jinyong" / "天龙八部.txt")
     assert raw.encoding == "gb18030"
     assert raw.text == clean_copy.text
+
+
+def test_a_few_undecodable_bytes_are_dropped_and_counted_not_the_novel(tmp_path):
+    good = STORY.encode("gb18030")
+    cut = good.index("。".encode("gb18030"))
+    slipped = good[:cut] + b"\xff\xff" + good[cut:]  # two bytes no encoding reads
+    text, enc, dropped = decode_counted(slipped)
+    assert (text, enc, dropped) == (STORY, "gb18030", 2)
+    (tmp_path / "slip.txt").write_bytes(slipped)
+    lines = []
+    novel = read_corpus([tmp_path / "slip.txt"], report=lines.append)[0]
+    assert novel.bytes_dropped == 2 and "2 undecodable bytes dropped" in lines[0]
+    with pytest.raises(CorpusError, match="not UTF-8, GB18030 or Big5"):  # many: another encoding, not a slip
+        decode_counted(b"\xff".join(good[i:i + 40] for i in range(0, len(good), 40)))
+
+
+def test_a_long_paragraph_copied_twice_keeps_one_copy():
+    long = "　　" + "乔峰站在雁门关外，望着远处的群山，心中想起了许多往事，不由得长长叹了一口气。"
+    text = "\n".join([long, "　　“是。”", "-" * 40, "　　阿朱点头。", long, "　　“是。”", "-" * 40]) + "\n"
+    kept, dropped = drop_repeats(text)
+    assert dropped == 1
+    assert kept == "\n".join([long, "　　“是。”", "-" * 40, "　　阿朱点头。", "　　“是。”", "-" * 40]) + "\n"
+
+
+def test_the_reader_reports_repeated_paragraphs_per_file(tmp_path):
+    paragraph = "　　" + "段誉" * 20 + "。"
+    (tmp_path / "twice.txt").write_text(paragraph + "\n" + STORY + paragraph + "\n", encoding="utf-8")
+    lines = []
+    novel = read_corpus([tmp_path], report=lines.append)[0]
+    assert novel.repeats_dropped == 1 and novel.text.count(paragraph) == 1
+    assert "1 repeated paragraphs dropped" in lines[0]
