@@ -24,6 +24,7 @@ import numpy as np
 
 from model.books import AUTO, Books
 from model.card import FORMAT, ModelCard
+from model.quant import dequantize
 from model.sampling import never_mask
 from model.weights import RecurrentLayer, Weights
 
@@ -131,12 +132,16 @@ class CharModel:
         return f"int8 (batched kernel: {self._run.step.weight_bits}-bit weights)"
 
     def weights(self) -> Weights:
-        """The artifact's weights by role, as NumPy arrays (float16, as stored)."""
+        """The artifact's weights by role, as NumPy arrays (float16 as stored; 8-bit matrices widened to float32)."""
         saved = self._m
+
+        def matrix(v, axis: int = 0):  # a Variable, or (storage int8) q and a scale per column / per row
+            return dequantize(v.q.numpy(), v.scale.numpy(), axis) if hasattr(v, "q") else v.numpy()
+
         return Weights(
-            embedding=saved.embedding.numpy(), dense_kernel=saved.dense_kernel.numpy(),
+            embedding=matrix(saved.embedding, axis=1), dense_kernel=matrix(saved.dense_kernel),
             dense_bias=saved.dense_bias.numpy(), book_states=saved.book_states.numpy(),
-            rnn=[RecurrentLayer(k.numpy(), r.numpy(), b.numpy())
+            rnn=[RecurrentLayer(matrix(k), matrix(r), b.numpy())
                  for k, r, b in zip(saved.kernels, saved.recurrents, saved.biases)],
             book_gates=saved.book_gates.numpy() if hasattr(saved, "book_gates") else None)  # world "input"
 

@@ -2,7 +2,8 @@
 
 Built from plain NumPy weights (see `train.network.export_weights`), so the artifact
 depends on nothing but TensorFlow: `tf.saved_model.load(path)` in a fresh process can
-generate. Weights are stored in float16 and computed in float32.
+generate. Weights are stored in float16, or (storage "int8") the matrices in 8 bits with a
+float32 scale per output column (the embedding: per character), and computed in float32.
 
 The contract (every function has a fixed input signature):
 
@@ -48,17 +49,45 @@ import numpy as np
 import tensorflow as tf
 
 from model.card import FORMAT, ModelCard, write_card
+from model.quant import quantize
 from model.repeats import PHRASE_MAX, PHRASE_SURE, char_classes, history_width, loop_table, phrase_amounts
 from model.sampling import char_ids, never_mask
 from model.weights import Weights
 
 STORE = tf.float16  # on-disk dtype of the weights
 COMPUTE = tf.float32
+STORAGES = ("float16", "int8")  # how the matrices are kept on disk (the card's architecture.storage)
+
+
+class Quantized(tf.Module):
+    """A matrix kept in 8 bits with a float32 scale per output column (axis 0: [in, out]) or per row
+    (axis 1: the embedding, each character its own), as `model.quant` makes them: half of float16's
+    bytes. Widened to float32 once per call, like the float16 weights."""
+
+    def __init__(self, a, axis: int):
+        super().__init__(name="quantized")
+        q, scale = quantize(a, axis=axis)
+        self.q = tf.Variable(q, trainable=False)
+        self.scale = tf.Variable(scale, trainable=False)
+        self.axis = axis
+
+    def dense(self):
+        scale = self.scale[None, :] if self.axis == 0 else self.scale[:, None]
+        return tf.cast(self.q, COMPUTE) * scale
+
+    def rows(self, ids):
+        """Rows `ids` of a per-row matrix (the embedding), float32 [B, E]."""
+        return tf.cast(tf.gather(self.q, ids), COMPUTE) * tf.gather(self.scale, ids)[:, None]
+
+
+def widened(v):
+    """A stored matrix or vector as float32 (once per call)."""
+    return v.dense() if isinstance(v, Quantized) else tf.cast(v, COMPUTE)
 
 
 class OneStep(tf.Module):
     def __init__(self, weights: Weights, chars: list[str], cell: str, card: dict, dtype=STORE,
-                 fold_input: bool = False):
+                 fold_input: bool = False, storage: str = "float16"):
         super().__init__(name="onestep")
         if cell not in ("gru", "lstm"):
             raise ValueError(f"unknown cell {cell!r}")
@@ -71,12 +100,16 @@ class OneStep(tf.Module):
         self.n_states = self.n_recurrent + self.n_novel + 1  # and last, the recent characters (model.repeats)
         vocab_size = len(chars)
 
+        if storage not in STORAGES:
+            raise ValueError(f"unknown storage {storage!r}")
         store = lambda a: tf.Variable(np.asarray(a), dtype=dtype, trainable=False)  # noqa: E731
-        self.embedding = store(weights.embedding)  # [V, E]
-        self.kernels = [store(w.kernel) for w in weights.rnn]  # [in, G*H]
-        self.recurrents = [store(w.recurrent) for w in weights.rnn]  # [H, G*H]
+        # The matrices (all but a few KB of the weights): 8 bits with scales, or as `dtype`.
+        matrix = (lambda a, axis=0: Quantized(a, axis)) if storage == "int8" else (lambda a, axis=0: store(a))
+        self.embedding = matrix(weights.embedding, axis=1)  # [V, E]
+        self.kernels = [matrix(w.kernel) for w in weights.rnn]  # [in, G*H]
+        self.recurrents = [matrix(w.recurrent) for w in weights.rnn]  # [H, G*H]
         self.biases = [store(w.bias) for w in weights.rnn]  # GRU [2, 3H]; LSTM [4H]
-        self.dense_kernel = store(weights.dense_kernel)  # [H, V]
+        self.dense_kernel = matrix(weights.dense_kernel)  # [H, V]
         self.dense_bias = store(weights.dense_bias)  # [V]
         # [K+1, S, H] float32: the state each novel starts from (row 0: no novel). Small, and read
         # once per story, so kept exact.
@@ -115,7 +148,7 @@ class OneStep(tf.Module):
 
     def _weights(self):
         """Float32 copies, made once per call (not per character)."""
-        f = lambda v: tf.cast(v, COMPUTE)  # noqa: E731
+        f = widened
         return ([f(k) for k in self.kernels], [f(r) for r in self.recurrents], [f(b) for b in self.biases],
                 f(self.dense_kernel), f(self.dense_bias))
 
@@ -223,6 +256,8 @@ class OneStep(tf.Module):
         return tf.matmul(top, w[3]) + w[4]  # [B, V]
 
     def _embed(self, ids):
+        if isinstance(self.embedding, Quantized):
+            return self.embedding.rows(ids)
         return tf.cast(tf.gather(self.embedding, ids), COMPUTE)  # [B, E]
 
     def _encode(self, texts):
@@ -334,7 +369,8 @@ class OneStep(tf.Module):
 
 
 def export(weights: Weights, chars: list[str], card: ModelCard, path) -> None:
-    """Build the OneStep module and write it as a SavedModel, with model.json (the card) beside it."""
-    module = OneStep(weights, chars, card.architecture.cell, card.to_json())
+    """Build the OneStep module and write it as a SavedModel, with model.json (the card) beside it; the
+    matrices stored as the card's architecture.storage says (float16, or int8 with scales)."""
+    module = OneStep(weights, chars, card.architecture.cell, card.to_json(), storage=card.architecture.storage)
     tf.saved_model.save(module, str(path))
     write_card(card, Path(path))

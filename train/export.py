@@ -1,6 +1,6 @@
 """Export a training run to the OneStep SavedModel (needs TensorFlow).
 
-    python -m train.export RUN_DIR [--out DIR] [--evaluate] [--book-strength 2]
+    python -m train.export RUN_DIR [--out DIR] [--evaluate] [--book-strength 2] [--storage float16|int8]
     python -m train.export --measure MODEL_DIR --corpus NOVELS... [--holdout 0.05]
 
 Reads RUN_DIR/weights.npz when present (float16 weights brought back from the GPU
@@ -12,6 +12,8 @@ three temperatures, beside the novels' own); --measure does the same for a model
 directory (the novels it was trained on given again), to refresh its card's figures.
 For a world "input" model, --book-strength multiplies every novel's vector in the
 artifact (guidance: a story leans harder into its novel; "no novel" is left as trained).
+--storage int8 keeps the matrices in 8 bits with a scale per channel (half of float16's size;
+the shipped model is stored so).
 """
 
 from __future__ import annotations
@@ -216,7 +218,7 @@ def strengthen_books(weights: Weights, cfg: TrainConfig, strength: float) -> Wei
 
 
 def export_run(run: Path, out: Path | None = None, evaluate: bool = False, report=print,
-               book_strength: float = BOOK_STRENGTH) -> Path:
+               book_strength: float = BOOK_STRENGTH, storage: str = "float16") -> Path:
     from model.onestep import export  # noqa: PLC0415  (TensorFlow)
 
     run = Path(run)
@@ -224,6 +226,7 @@ def export_run(run: Path, out: Path | None = None, evaluate: bool = False, repor
     vocab = Vocabulary.load(run / "vocab.json")
     weights = strengthen_books(run_weights(run, cfg, len(vocab)), cfg, book_strength)
     card = make_card(run, cfg, vocab, weights, book_strength)
+    card.architecture.storage = storage
     out = Path(out) if out else run / "saved_model"
     export(weights, vocab.chars, card, out)
     if evaluate:
@@ -245,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--holdout", type=float, default=0.05, help="with --measure: the held-out share of each")
     ap.add_argument("--out", type=Path, help="where to write the SavedModel (default RUN/saved_model)")
     ap.add_argument("--evaluate", action="store_true", help="score the held-out tails with the exported model")
+    ap.add_argument("--storage", choices=("float16", "int8"), default="float16",
+                    help="how the matrices are stored: float16, or int8 with a scale per channel (half the size)")
     ap.add_argument("--book-strength", type=float, default=BOOK_STRENGTH,
                     help=f"world input: multiply each novel's vector by this (default {BOOK_STRENGTH}; 1 = as trained)")
     args = ap.parse_args(argv)
@@ -259,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.run}: not a run directory (no config.json)", file=sys.stderr)
         return 2
     try:
-        export_run(args.run, args.out, args.evaluate, book_strength=args.book_strength)
+        export_run(args.run, args.out, args.evaluate, book_strength=args.book_strength, storage=args.storage)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

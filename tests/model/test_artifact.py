@@ -188,3 +188,22 @@ def test_the_card_is_checked_on_load(tiny_model_dir, tmp_path):
         (broken / "model.json").write_text(json.dumps(bad))
         with pytest.raises(ModelError, match=message):
             load(broken)
+
+
+def test_matrices_stored_in_8_bits_halve_the_artifact_and_score_alike(tiny_run, tiny_model_dir, tmp_path):
+    out = tmp_path / "int8"
+    done = run_python("-m", "train.export", str(tiny_run), "--out", str(out), "--storage", "int8")
+    assert done.returncode == 0, done.stderr[-2000:]
+    size = lambda d: sum(f.stat().st_size for f in (d / "variables").iterdir())  # noqa: E731
+    assert size(out) < size(tiny_model_dir)  # (a tiny model is mostly its vocabulary; the shipped one halves)
+    assert json.loads((out / "model.json").read_text())["architecture"]["storage"] == "int8"
+    text = "　　乔峰道：“阿朱，点头。”段誉在大理叹了口气。"
+    for runtime in RUNTIMES:  # the SavedModel's own graph widens them; the int8 runtime derives its form
+        small, full = load(out, runtime=runtime), load(tiny_model_dir, runtime=runtime)
+        nll, chars, _ = small.score([text], small.initial_state(1))
+        want, _, _ = full.score([text], full.initial_state(1))
+        assert abs(nll[0] - want[0]) / chars[0] < 0.01, runtime
+        texts, _ = small.generate(["乔峰"], length=20, temperature=0.8, seed=1)
+        assert len(texts[0]) == 20
+    np.testing.assert_allclose(load(out, "float32").weights().embedding,
+                               load(tiny_model_dir, "float32").weights().embedding.astype(np.float32), atol=0.05)
