@@ -55,7 +55,8 @@ async def start_part(app: Application, chat_id: int, out: TelegramOutput, action
     meanwhile; past MAX_JOBS parts in flight the chat is told the bot is busy instead (False)."""
     async def part_then_turns() -> None:
         await action()
-        await take_turns(app, chat_id)
+        if app.bot_data["parts"].take_lines(chat_id):  # lines arrived meanwhile (checked with no await before it)
+            await take_turns(app, chat_id)
 
     if not app.bot_data["parts"].start(chat_id, part_then_turns):
         await out.say(texts.BUSY_GLOBAL)
@@ -91,6 +92,7 @@ async def queue_line(app: Application, chat_id: int, message, kind: str, line: s
     if notice:
         await out.say(notice)
     if app.bot_data["parts"].writing(chat_id):  # the part in flight takes the queue's turn when it ends
+        app.bot_data["parts"].line_queued(chat_id)
         await out.say(texts.waiting_place(place))
     else:
         await start_part(app, chat_id, part_output(app, chat_id, message), lambda: take_turns(app, chat_id))
