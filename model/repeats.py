@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from model.sampling import log_softmax
+
 HANZI = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # a regex class body: CJK unified (and extension A, compatibility)
 HANZI_CLASS, MARK_CLASS = 1, 2
 UNIT_MAX = 4  # hanzi in the longest unit banned
@@ -148,9 +150,7 @@ def phrase_penalties(recent: np.ndarray, matches: np.ndarray, logits: np.ndarray
     recent [B, W] (match lengths `matches` [B, W]) and what its logit loses there; logits [B, V] at
     temperature 1 with the never mask (the model's certainty: no penalty above PHRASE_SURE)."""
     ids = np.asarray(recent, np.int64)[:, 1:]
-    x = logits.astype(np.float32)
-    top = x.max(axis=1, keepdims=True)
-    log_p = np.take_along_axis(x, ids, axis=1) - (top + np.log(np.exp(x - top).sum(axis=1, keepdims=True)))
+    log_p = np.take_along_axis(log_softmax(logits), ids, axis=1)
     amounts = phrase_amounts()[np.asarray(matches, np.int64)[:, :-1]]
     return ids, np.where(log_p > np.log(PHRASE_SURE), 0.0, amounts).astype(np.float32)
 

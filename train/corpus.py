@@ -25,6 +25,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from model.repeats import HANZI
 from train.normalise import QUOTE_STYLES, Changes, Normalisation, normalise
 
 # What a novel file may be called: plain text, or text compressed by xz or gzip, or a zip of .txt files.
@@ -61,7 +62,7 @@ class CleanText:
     sha256: str  # of the file's bytes as they are on disk (a zip member's own bytes)
     member: str = ""  # the .txt inside a .zip this novel came from ("" for other files)
     changes: Changes = field(default_factory=Changes)  # what normalisation did
-    bytes_dropped: int = 0  # undecodable bytes left out (decode_counted)
+    bytes_dropped: int = 0  # undecodable bytes left out (decode)
     repeats_dropped: int = 0  # paragraphs the file held twice, the second copy dropped (drop_repeats)
 
     @property
@@ -139,17 +140,11 @@ def file_texts(path: Path) -> list[tuple[str, bytes, str]]:
     return [("", data, digest)]
 
 
-def decode(data: bytes, name: str = "<bytes>") -> tuple[str, str]:
-    """Decode novel bytes; returns (text, encoding). Raises CorpusError when impossible (see `decode_counted`)."""
-    text, enc, _ = decode_counted(data, name)
-    return text, enc
-
-
 MAX_DROPPED_SHARE = 0.001  # undecodable bytes a novel may lose (a slip of the file, not another encoding) ...
 MAX_DROPPED_FEW = 16  # ... and this many more in any file, however short
 
 
-def decode_counted(data: bytes, name: str = "<bytes>") -> tuple[str, str, int]:
+def decode(data: bytes, name: str = "<bytes>") -> tuple[str, str, int]:
     """(text, encoding, bytes dropped): UTF-8 (with or without its mark), else GB18030 or Big5, whichever
     reads as its script; a file no encoding reads whole keeps its text in the one that drops the fewest
     bytes, if that is at most MAX_DROPPED_SHARE of them (and MAX_DROPPED_FEW). Raises CorpusError when impossible."""
@@ -194,7 +189,7 @@ def _dropping(data: bytes, enc: str) -> tuple[str, int]:
 
 
 REPEAT_MIN = 30  # hanzi: a paragraph this long that the file already holds, word for word, is a copy slip
-_HANZI = re.compile(r"[\u3400-\u9fff]")
+_HANZI = re.compile(f"[{HANZI}]")
 
 
 def drop_repeats(text: str) -> tuple[str, int]:
@@ -251,7 +246,7 @@ def read_novels(path: str | Path, options: Normalisation | None = None) -> list[
     novels = []
     for member, data, digest in file_texts(path):
         name = f"{path}:{member}" if member else str(path)
-        text, enc, bad_bytes = decode_counted(data, name)
+        text, enc, bad_bytes = decode(data, name)
         text, dropped = clean(text)
         text, changes = normalise(text, options)
         text, repeats = drop_repeats(text)

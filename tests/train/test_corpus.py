@@ -7,7 +7,6 @@ from train.corpus import (
     CorpusError,
     clean,
     decode,
-    decode_counted,
     drop_repeats,
     find_text_files,
     read_corpus,
@@ -27,7 +26,8 @@ TRADITIONAL = "　　喬峰說道：「這個人是誰？」段譽點頭，來�
     (TRADITIONAL.encode("big5"), "big5"),
 ])
 def test_detects_encoding(raw, encoding):
-    text, found = decode(raw)
+    text, found, dropped = decode(raw)
+    assert dropped == 0
     assert found == encoding
     assert text.lstrip("\ufeff") in (STORY, TRADITIONAL)
 
@@ -99,14 +99,14 @@ def test_a_few_undecodable_bytes_are_dropped_and_counted_not_the_novel(tmp_path)
     good = STORY.encode("gb18030")
     cut = good.index("。".encode("gb18030"))
     slipped = good[:cut] + b"\xff\xff" + good[cut:]  # two bytes no encoding reads
-    text, enc, dropped = decode_counted(slipped)
+    text, enc, dropped = decode(slipped)
     assert (text, enc, dropped) == (STORY, "gb18030", 2)
     (tmp_path / "slip.txt").write_bytes(slipped)
     lines = []
     novel = read_corpus([tmp_path / "slip.txt"], report=lines.append)[0]
     assert novel.bytes_dropped == 2 and "2 undecodable bytes dropped" in lines[0]
     with pytest.raises(CorpusError, match="not UTF-8, GB18030 or Big5"):  # many: another encoding, not a slip
-        decode_counted(b"\xff".join(good[i:i + 40] for i in range(0, len(good), 40)))
+        decode(b"\xff".join(good[i:i + 40] for i in range(0, len(good), 40)))
 
 
 def test_a_long_paragraph_copied_twice_keeps_one_copy():
