@@ -368,12 +368,25 @@ def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str 
                     *[(f"new_state{i}", FLOAT, ["B", units]) for i in range(n_recurrent)]])
 
 
-def session(model: bytes, threads: int = 0):
-    """An ONNX Runtime CPU session over a serialized model; threads 0: one per core."""
+_pool = []  # [True] once the process's thread pool is asked for (ONNX Runtime allows it once, before any session)
+
+
+def session(model: bytes):
+    """An ONNX Runtime CPU session over a serialized model, on the process's one thread pool (a thread per
+    core) that every session shares. With a pool each, the "gemv" and "gemm" sessions take turns badly:
+    after a call the idle pool's threads spin on the cores the next call needs (rounds of 4 rows and of 1
+    in turn, as an offer of beats runs them: 20 ms a pair against 11 ms shared; bench.cowriting)."""
     import onnxruntime as ort  # noqa: PLC0415  (loads only with this runtime)
 
+    if not _pool:
+        try:
+            ort.set_global_thread_pool_sizes(0, 0)  # 0: ONNX Runtime's default, a thread per core
+        except Exception as e:  # ONNX Runtime's own error type: made already (another copy of this module)
+            if "already" not in str(e):
+                raise
+        _pool.append(True)
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.use_per_session_threads = False
     options.log_severity_level = 3  # errors only
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
@@ -384,13 +397,13 @@ class Int8Step:
     kernels=("float32",) builds only the float32 graph (for the runtime comparison);
     weight_bits (8 or 7) forces the "gemm" weights' form, None: `gemm_weight_bits()`."""
 
-    def __init__(self, weights: Weights, cell: str, never_mask: np.ndarray, threads: int = 0,
+    def __init__(self, weights: Weights, cell: str, never_mask: np.ndarray,
                  kernels: tuple[str, ...] = ("gemv", "gemm"), chars: list[str] | None = None,
                  weight_bits: int | None = None):
         classes = None if chars is None else char_classes(chars)  # without chars, no ban on loops in the graph
         self.weight_bits = gemm_weight_bits() if weight_bits is None else weight_bits
-        self.sessions = {kind: session(build_step(weights, cell, never_mask, kind, classes, self.weight_bits),
-                                       threads) for kind in kernels}
+        self.sessions = {kind: session(build_step(weights, cell, never_mask, kind, classes, self.weight_bits))
+                         for kind in kernels}
         self.recurrent = weights.recurrent_states
         self.width = history_width(weights.units)
         self.state_names = [f"new_state{i}" for i in range(self.recurrent)]

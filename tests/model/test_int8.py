@@ -47,6 +47,16 @@ def test_onnx_float32_graph_scores_as_the_savedmodel(exact):
     np.testing.assert_allclose(states, want_states, atol=1e-4)
 
 
+def test_the_kernels_share_one_thread_pool(exact):
+    """Both sessions run on the process's pool: with a pool each, one's idle threads spin on the cores
+    the other needs when calls of 1 row and of several take turns (bench.cowriting's offers)."""
+    chars = exact.chars()
+    step = Int8Step(exact.weights(), "gru", never_mask(chars))
+    assert sorted(step.sessions) == ["gemm", "gemv"]
+    for s in step.sessions.values():
+        assert s.get_session_options().use_per_session_threads is False
+
+
 @pytest.mark.parametrize("kernel, bits", [
     ("gemv", None), ("gemm", None), ("gemm", 7),
     pytest.param("gemm", 8, marks=pytest.mark.skipif(not EIGHT_BITS_HERE, reason="no AVX-512 VNNI: never used here"))])
