@@ -40,6 +40,7 @@ Int8Step runs "gemv" for a batch of GEMV_ROWS rows or fewer and "gemm" above tha
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -368,7 +369,14 @@ def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str 
                     *[(f"new_state{i}", FLOAT, ["B", units]) for i in range(n_recurrent)]])
 
 
-_pool = []  # [True] once the process's thread pool is asked for (ONNX Runtime allows it once, before any session)
+@functools.cache
+def _shared_pool(ort) -> None:
+    """Ask ONNX Runtime, once, for the process's thread pool (it allows that once, before any session)."""
+    try:
+        ort.set_global_thread_pool_sizes(0, 0)  # 0: ONNX Runtime's default, a thread per core
+    except Exception as e:  # ONNX Runtime's own error type: made already (another copy of this module)
+        if "already" not in str(e):
+            raise
 
 
 def session(model: bytes):
@@ -378,13 +386,7 @@ def session(model: bytes):
     in turn, as an offer of beats runs them: 20 ms a pair against 11 ms shared; bench.cowriting)."""
     import onnxruntime as ort  # noqa: PLC0415  (loads only with this runtime)
 
-    if not _pool:
-        try:
-            ort.set_global_thread_pool_sizes(0, 0)  # 0: ONNX Runtime's default, a thread per core
-        except Exception as e:  # ONNX Runtime's own error type: made already (another copy of this module)
-            if "already" not in str(e):
-                raise
-        _pool.append(True)
+    _shared_pool(ort)
     options = ort.SessionOptions()
     options.use_per_session_threads = False
     options.log_severity_level = 3  # errors only
