@@ -157,6 +157,8 @@ def main(argv=None) -> int:
     m.warm_up()
     with tempfile.TemporaryDirectory() as d:
         r = asyncio.run(cowriting(m, Path(d) / "bot.sqlite3", args.repeats, args.parts, args.length, args.role))
+    r["runtime"] = m.runtime_form  # with int8, up to how many rows the one-row kernel runs here (calibrated)
+    print(f"runtime: {r['runtime']}")
     print(f"{r['options']} beats of {r['beat_chars']} chars: {r['three_beats_s']:.3f} s against "
           f"{r['one_beat_s']:.3f} s for one = {r['three_vs_one']:.2f}× (means; asked: < 1.5×; medians "
           f"{r['three_vs_one_medians']:.2f}×; from {r['candidates']} rows; all of {r['options']} rows waited for: "

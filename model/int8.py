@@ -34,7 +34,10 @@ each where it is fastest (measured with `python -m bench.runtimes`):
           46,706); there the weights are 7-bit, ±63, whose pairs fit (`weight_bits`).
   "gemv"  MatMulNBits, 8 bits in blocks of up to 256 inputs with a scale each, int8
           arithmetic (accuracy_level 4): LLM-decoding kernels, fastest for one row.
-Int8Step runs "gemv" for a batch of GEMV_ROWS rows or fewer and "gemm" above that.
+Int8Step runs "gemv" for a batch of `gemv_rows` rows or fewer and "gemm" above that:
+GEMV_ROWS until `calibrate()` (CharModel.warm_up) times both kernels on this CPU for 2 to
+CALIBRATE_ROWS rows, as bot.choices' beats run them (measured: "gemv" wins at 2 rows on an
+Intel Xeon with AMX, and up to 4 on an AMD EPYC, where "gemm" costs ~1.45x one row at 4).
 "float32" (plain MatMul) exists to measure ONNX Runtime itself against TensorFlow.
 """
 
@@ -53,7 +56,10 @@ from model.weights import Weights
 OPSET = 17
 MS = "com.microsoft"  # ONNX Runtime's contrib operators
 FLOAT, INT64, BOOL = 1, 7, 9  # ONNX element types
-GEMV_ROWS = 1  # batches up to this many rows use the "gemv" kernel (measured: 2 rows are already faster as gemm)
+GEMV_ROWS = 1  # batches up to this many rows use the "gemv" kernel until calibrate() has measured this CPU
+CALIBRATE_ROWS = 6  # calibrate() times batches of 2 to this many rows (an offer of beats writes 4)
+CALIBRATE_STEPS = 16  # characters per timed call (bot.choices.BEAT_ROUND)
+CALIBRATE_REPEATS = 5  # calls per kernel and row count, interleaved; the fastest of them counts
 NBITS_BLOCK = 256  # largest block of MatMulNBits' 8-bit kernels
 WEIGHT_BITS = "INT8_WEIGHT_BITS"  # environment: 8 or 7 forces the "gemm" weights' form; unset: by the CPU
 
@@ -369,6 +375,17 @@ def build_step(weights: Weights, cell: str, never_mask: np.ndarray, matmul: str 
                     *[(f"new_state{i}", FLOAT, ["B", units]) for i in range(n_recurrent)]])
 
 
+def gemv_rows_from(seconds: dict[int, tuple[float, float]]) -> int:
+    """The most rows for "gemv": the largest count up to which it beat "gemm" at every measured count
+    ({rows: (gemv s, gemm s)}; 1 when it loses at 2, or nothing was measured)."""
+    rows = 1
+    for n in sorted(seconds):
+        if n != rows + 1 or seconds[n][0] >= seconds[n][1]:
+            break
+        rows = n
+    return rows
+
+
 @functools.cache
 def _shared_pool(ort) -> None:
     """Ask ONNX Runtime, once, for the process's thread pool (it allows that once, before any session)."""
@@ -412,11 +429,37 @@ class Int8Step:
         # [K+1, G*H] (world "input"; read only when the states carry a novel row)
         self.book_gates = None if weights.book_gates is None else np.asarray(weights.book_gates, np.float32)
         self._novel = (None, None)  # (the novel row last given, its gates [B, G*H]): looked up once per story
+        self.gemv_rows = GEMV_ROWS  # batches of this many rows or fewer run "gemv" (calibrate() measures it)
 
     def session(self, rows: int):
         if len(self.sessions) == 1:
             return next(iter(self.sessions.values()))
-        return self.sessions["gemv" if rows <= GEMV_ROWS else "gemm"]
+        return self.sessions["gemv" if rows <= self.gemv_rows else "gemm"]
+
+    def calibrate(self, states: list, most: int = CALIBRATE_ROWS, steps: int = CALIBRATE_STEPS,
+                  repeats: int = CALIBRATE_REPEATS) -> dict[int, tuple[float, float]]:
+        """Time both kernels writing `steps` characters in batches of 2..`most` rows from `states` (one row's,
+        [1, H] each) and set `gemv_rows` by `gemv_rows_from`; {rows: (gemv s, gemm s)}, the fastest of
+        `repeats` calls each, interleaved (so a busy moment of the machine falls on both). A batch of one
+        always runs "gemv" (the fastest for one row everywhere measured, and one chat's text stays the same)."""
+        if set(self.sessions) != {"gemv", "gemm"}:
+            return {}
+        import time  # noqa: PLC0415
+
+        seconds = {}
+        for rows in range(2, most + 1):
+            feeds = self._feeds(np.zeros((steps, rows), np.int64), np.ones((steps, rows), bool), np.ones(steps, bool),
+                                np.full((steps, rows), 0.5, np.float32), [np.repeat(s, rows, axis=0) for s in states],
+                                np.ones(rows, np.float32), None)
+            best = {"gemv": np.inf, "gemm": np.inf}
+            for _ in range(repeats):
+                for kind in best:
+                    started = time.perf_counter()
+                    self.sessions[kind].run(["chosen"], feeds)
+                    best[kind] = min(best[kind], time.perf_counter() - started)
+            seconds[rows] = (best["gemv"], best["gemm"])
+        self.gemv_rows = gemv_rows_from(seconds)
+        return seconds
 
     def run(self, ids: np.ndarray, feed: np.ndarray, sample: np.ndarray, u: np.ndarray, states: list,
             inv_temperature: np.ndarray, ban: np.ndarray | None = None
@@ -426,6 +469,19 @@ class Int8Step:
         ban [B] (default all): rows where no loop is written."""
         b = ids.shape[1]
         row = states[-1]  # [B, H]: the recent characters' ids in columns :width (model.onestep)
+        novel = states[self.recurrent:-1]  # world "input": constant through a story, so not an output
+        chosen, nll, logits, recent, matches, *new = self.session(b).run(
+            ["chosen", "nll", "logits", "new_recent", "new_matches"] + self.state_names,
+            self._feeds(ids, feed, sample, u, states, inv_temperature, ban))
+        row = row.copy()
+        row[:, :self.width] = recent
+        row[:, self.width:2 * self.width] = matches
+        return chosen, nll, logits, new + list(novel) + [row]
+
+    def _feeds(self, ids, feed, sample, u, states, inv_temperature, ban) -> dict:
+        """The graph's inputs for `run`'s arguments."""
+        b = ids.shape[1]
+        row = states[-1]
         feeds = {"ids": ids.astype(np.int64, copy=False), "feed": feed.astype(bool, copy=False),
                  "sample": sample.astype(bool, copy=False), "u": u.astype(np.float32, copy=False),
                  "inv_temperature": inv_temperature.astype(np.float32, copy=False),
@@ -433,15 +489,10 @@ class Int8Step:
                  "recent": row[:, :self.width].astype(np.int64),
                  "matches": row[:, self.width:2 * self.width].astype(np.int64)}
         feeds.update({f"state{i}": s for i, s in enumerate(states[:self.recurrent])})
-        novel = states[self.recurrent:-1]  # world "input": constant through a story, so not an output
+        novel = states[self.recurrent:-1]
         if novel:
             feeds["novel"] = self._gates(novel[0])
-        chosen, nll, logits, recent, matches, *new = self.session(b).run(
-            ["chosen", "nll", "logits", "new_recent", "new_matches"] + self.state_names, feeds)
-        row = row.copy()
-        row[:, :self.width] = recent
-        row[:, self.width:2 * self.width] = matches
-        return chosen, nll, logits, new + list(novel) + [row]
+        return feeds
 
     def __call__(self, ids: np.ndarray, feed: np.ndarray, states: list) -> tuple[np.ndarray, list[np.ndarray]]:
         """One step, as `model.runtime`'s Python loop takes it: rows where feed [B] read ids [B];

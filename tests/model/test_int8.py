@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from model import load, sampling
-from model.int8 import Int8Step, gemm_weight_bits
+from model.int8 import Int8Step, gemm_weight_bits, gemv_rows_from
 from model.runtime import StepRuntime
 from model.sampling import never_mask
 from tests.conftest import ROOT
@@ -55,6 +55,27 @@ def test_the_kernels_share_one_thread_pool(exact):
     assert sorted(step.sessions) == ["gemm", "gemv"]
     for s in step.sessions.values():
         assert s.get_session_options().use_per_session_threads is False
+
+
+def test_the_one_row_kernel_serves_as_many_rows_as_it_was_faster_for_at_every_count():
+    assert gemv_rows_from({2: (1.0, 2.0), 3: (1.0, 2.0), 4: (3.0, 2.0), 5: (1.0, 2.0)}) == 3
+    assert gemv_rows_from({2: (2.0, 1.0), 3: (1.0, 2.0)}) == 1  # lost at 2: one row only
+    assert gemv_rows_from({2: (1.0, 1.0)}) == 1  # a tie goes to the batched kernel
+    assert gemv_rows_from({3: (1.0, 2.0)}) == 1  # 2 rows not measured: nothing is known past one
+    assert gemv_rows_from({}) == 1
+
+
+def test_calibrating_times_both_kernels_and_routes_small_batches_by_it(exact):
+    chars = exact.chars()
+    step = Int8Step(exact.weights(), "gru", never_mask(chars))
+    assert step.session(1) is step.sessions["gemv"] and step.session(2) is step.sessions["gemm"]
+    seconds = step.calibrate(list(exact.initial_state(1)), most=4, steps=4, repeats=2)
+    assert sorted(seconds) == [2, 3, 4] and all(0 < t < 1 for pair in seconds.values() for t in pair)
+    assert step.gemv_rows == gemv_rows_from(seconds)
+    step.gemv_rows = 3
+    assert [step.session(n) is step.sessions["gemv"] for n in (1, 3, 4)] == [True, True, False]
+    only_gemm = Int8Step(exact.weights(), "gru", never_mask(chars), kernels=("gemm",))
+    assert only_gemm.calibrate(list(exact.initial_state(1))) == {}  # one kernel: nothing to choose
 
 
 @pytest.mark.parametrize("kernel, bits", [
@@ -176,7 +197,8 @@ def test_the_batched_kernels_weights_follow_the_cpu_unless_forced(tiny_model_dir
     with pytest.raises(ValueError, match="INT8_WEIGHT_BITS must be 7 or 8"):
         gemm_weight_bits({"INT8_WEIGHT_BITS": "4"})
     assert gemm_weight_bits({}) in (7, 8)
-    assert load(tiny_model_dir, weight_bits=7).runtime_form == "int8 (batched kernel: 7-bit weights)"
+    assert load(tiny_model_dir, weight_bits=7).runtime_form == ("int8 (batched kernel: 7-bit weights; "
+                                                                  "one-row kernel up to 1 rows)")
     assert load(tiny_model_dir, runtime="float32").runtime_form == "float32"
 
 
