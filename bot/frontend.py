@@ -59,8 +59,9 @@ async def stream(opening: PartContext, out: Output) -> Part | None:
         # The story is saved and the chat free again before what comes next is offered.
         part.choices = await choices.offer(opening.engine, opening.chat_id, part, opening.user_id, out.votes,
                                            out.thread_id)
-        await view.finish(part.header + part.text + texts.options_block([choices.shown(c) for c in part.choices]),
-                          part)
+        told = await flavour.lines_told(opening.engine, opening.chat_id, opening.opening.parts)
+        await view.finish(part.header + part.text + told
+                          + texts.options_block([choices.shown(c) for c in part.choices]), part)
         if part.turn:  # it stopped before a character someone plays: their turn
             await out.say(texts.your_turn(part.turn))
         return part
@@ -112,6 +113,8 @@ async def _answer(engine: StoryEngine, chat_id: int, user_id: int, command: str,
         await stream(choices.choose(engine, chat_id, version, at, option, user_id, user_name), out)
     elif command == "role":
         await out.say(await engine.role(chat_id, user_id, arg))
+    elif command == "score" and (arg or "").strip().lower() in flavour.SWITCHES:
+        await out.say(await flavour.setting(engine, chat_id, arg.strip().lower()))
     elif command == "score":
         await out.say(await flavour.score(engine, chat_id, user_id, arg))
     elif command in ("undo", "redo"):

@@ -82,13 +82,17 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (chat_id, seq)
     );
     """,
+    # 6: a chat that wants each person's line told its 金庸味 under the part that follows it (/score on)
+    """
+    ALTER TABLE settings ADD COLUMN flavour INTEGER NOT NULL DEFAULT 0;  -- 1: score people's lines
+    """,
 ]
 
 CREATE_MIGRATIONS = """
     CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"""
 SELECT_SCHEMA_VERSION = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version, applied_at) VALUES (?, datetime('now'))"
-SELECT_SETTINGS = "SELECT temperature, length, book, choices FROM settings WHERE chat_id = ?"
+SELECT_SETTINGS = "SELECT temperature, length, book, choices, flavour FROM settings WHERE chat_id = ?"
 UPSERT_TEMPERATURE = """
     INSERT INTO settings (chat_id, temperature, length) VALUES (?, ?, ?)
     ON CONFLICT(chat_id) DO UPDATE SET temperature = excluded.temperature"""
@@ -101,6 +105,9 @@ UPSERT_BOOK = """
 UPSERT_CHOICES = """
     INSERT INTO settings (chat_id, temperature, length, choices) VALUES (?, ?, ?, ?)
     ON CONFLICT(chat_id) DO UPDATE SET choices = excluded.choices"""
+UPSERT_FLAVOUR = """
+    INSERT INTO settings (chat_id, temperature, length, flavour) VALUES (?, ?, ?, ?)
+    ON CONFLICT(chat_id) DO UPDATE SET flavour = excluded.flavour"""
 SELECT_STORY = "SELECT version, text, last_part_start, book FROM stories WHERE chat_id = ?"
 # A new story replaces the chat's (version :replaces, 0 for none): if that changed meanwhile, nothing is written.
 START_STORY = """
@@ -113,8 +120,8 @@ SAVE_STORY = "UPDATE stories SET text = ?, last_part_start = ? WHERE chat_id = ?
 RESET_STORY = "UPDATE stories SET version = version + 1, text = '', last_part_start = 0 WHERE chat_id = ?"
 # A group that became a supergroup has a new chat id: its rows move there (replacing any), in one transaction.
 MOVE_SETTINGS = """
-    INSERT OR REPLACE INTO settings (chat_id, temperature, length, book, choices)
-    SELECT ?, temperature, length, book, choices FROM settings WHERE chat_id = ?"""
+    INSERT OR REPLACE INTO settings (chat_id, temperature, length, book, choices, flavour)
+    SELECT ?, temperature, length, book, choices, flavour FROM settings WHERE chat_id = ?"""
 MOVE_STORY = """
     INSERT OR REPLACE INTO stories (chat_id, version, text, last_part_start, book)
     SELECT ?, version, text, last_part_start, book FROM stories WHERE chat_id = ?"""

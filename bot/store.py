@@ -37,6 +37,7 @@ class Settings:
     length: int = DEFAULT_LENGTH
     book: str = DEFAULT_BOOK  # "auto" or a novel's name
     choices: bool = False  # offer three next beats after each part (/choices)
+    flavour: bool = False  # tell each person's line its 金庸味 under the part that follows it (/score on)
 
 
 @dataclass
@@ -187,7 +188,7 @@ class Store:
 
     async def settings(self, chat_id: int) -> Settings:
         row = await self._fetchone(sql.SELECT_SETTINGS, (chat_id,))
-        return Settings(row[0], row[1], row[2], bool(row[3])) if row else Settings()
+        return Settings(row[0], row[1], row[2], bool(row[3]), bool(row[4])) if row else Settings()
 
     async def set_temperature(self, chat_id: int, value: float) -> None:
         await self._write(sql.UPSERT_TEMPERATURE, (chat_id, value, DEFAULT_LENGTH))
@@ -200,6 +201,9 @@ class Store:
 
     async def set_choices(self, chat_id: int, on: bool) -> None:
         await self._write(sql.UPSERT_CHOICES, (chat_id, DEFAULT_TEMPERATURE, DEFAULT_LENGTH, int(on)))
+
+    async def set_flavour(self, chat_id: int, on: bool) -> None:
+        await self._write(sql.UPSERT_FLAVOUR, (chat_id, DEFAULT_TEMPERATURE, DEFAULT_LENGTH, int(on)))
 
     async def story(self, chat_id: int) -> Story | None:
         row = await self._fetchone(sql.SELECT_STORY, (chat_id,))

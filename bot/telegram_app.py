@@ -59,7 +59,7 @@ COMMANDS = [
     ("temp", "查看或设定温度"),
     ("len", "查看或设定每次写的字数"), ("book", "查看或选择写哪部小说"), ("story", "发送整个故事 (.txt)"),
     ("choices", "每段之后给三个下一步选 (on/off)"), ("role", "扮演一个角色"), ("say", "你的角色说一句话"),
-    ("do", "你的角色做一件事"), ("score", "这句话有多少金庸味 (0–100)"),
+    ("do", "你的角色做一件事"), ("score", "这句话有多少金庸味 (0–100)；on/off 每句都量"),
     ("undo", "撤销最后一段"), ("redo", "恢复刚撤销的一段"), ("reset", "忘掉这个故事"),
     ("help", "用法"),
 ]
@@ -172,8 +172,8 @@ story_command = command_handler("story", "/story [who]: send the whole story as 
 role_command = command_handler("role", "/role [name|off]: show, set or clear the character this person plays.")
 say_command = command_handler("say", "/say 话: the person's character says it, and the bot goes on.")
 do_command = command_handler("do", "/do 事: the person's character does it, and the bot goes on.")
-score_command = command_handler("score", "/score [text]: how Jin Yong-like the text reads, 0-100 (none: the "
-                                         "person's newest line in the story).")
+score_command = command_handler("score", "/score [text|on|off]: how Jin Yong-like the text reads, 0-100 (none: the "
+                                         "person's newest line in the story; on/off: every line people add, told).")
 undo_command = command_handler("undo", "/undo: take back the story's newest part, whoever wrote it.")
 redo_command = command_handler("redo", "/redo: put back the part /undo took, if nothing was added since.")
 answer_unknown = command_handler("unknown", "a command this bot does not have: a hint pointing to /help.")

@@ -17,6 +17,7 @@ HELP = f"""金庸体写作机器人 —— 我用金庸小说学会了写武侠�
 /choices on —— 每段之后给出三个可能的下一步（①②③），你来选；群里大家投票（/choices off 关掉）
 /story —— 把整个故事作为 .txt 文件发给你；/story who —— 每一段标明是谁写的
 /score 文字 —— 这句话有多少「金庸味」（0–100，和金庸原句比）；只发 /score：量你在故事里写的最新一句
+/score on —— 以后你写进故事的每一句都打金庸味（/score off 关掉）
 /reset —— 忘掉这个故事
 /help —— 显示本说明
 
@@ -162,6 +163,19 @@ def as_typed(typed: str) -> str:
 
 def waiting_place(place: int) -> str:
     return f"记下了：我写完这一段就接上（你排第 {place}）。"
+
+
+def flavour_set(on: bool) -> str:
+    return ("好，以后你们写进故事的每一句，我都在接着写的那段下面说它有多少金庸味（0–100）。" if on
+            else "好，以后不再给每一句打金庸味（/score 文字 仍然可以随时量一句）。")
+
+
+def flavour_block(scored: list[tuple[str, int]]) -> str:
+    """Under a part: the 金庸味 of the people's lines it followed (/score on)."""
+    if not scored:
+        return ""
+    return "\n\n" + "\n".join(f"金庸味 {points}/100：「{line[:30]}{'…' if len(line) > 30 else ''}」"
+                               for line, points in scored)
 
 
 def score_told(points: int, nats_per_char: float, line: str | None = None) -> str:

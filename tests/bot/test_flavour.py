@@ -49,3 +49,42 @@ def test_score_through_the_bot_api(fake, rated_model_dir, tmp_path):
         assert answer.startswith("「乔峰突然拔出刀来」") and points(answer) >= 0
     finally:
         bot.stop()
+
+
+def test_score_on_tells_each_line_under_the_part_that_follows_it_and_is_kept(rated_model_dir, tmp_path):
+    console = Console(rated_model_dir, tmp_path / "db")
+    console.say("/len 50", texts.LEN_SET.format(value=50))
+    assert texts.flavour_set(True) in console.say("/score on", texts.flavour_set(True))
+    part = console.say("/write 段誉", BUTTONS)  # the opening is a person's line too
+    assert points(part) >= 0 and "「段誉」" in part
+    part = console.say("段誉拔剑而起", BUTTONS)
+    assert "「段誉拔剑而起」" in part and len(SCORED.findall(part)) == 1
+    assert "金庸味" not in console.say("/continue", BUTTONS)  # no line of a person's: nothing to tell
+    assert console.quit() == 0
+    console = Console(rated_model_dir, tmp_path / "db")  # a restart keeps the setting
+    assert "「乔峰突然拔出刀来」" in console.say("乔峰突然拔出刀来", BUTTONS)
+    assert texts.flavour_set(False) in console.say("/score OFF", texts.flavour_set(False))
+    assert "金庸味" not in console.say("乔峰大怒", BUTTONS)
+    assert console.quit() == 0
+    assert "Traceback" not in "".join(console.err)
+
+
+def test_score_on_without_a_ruler_says_so_and_sets_nothing(tiny_model_dir, tmp_path):
+    console = Console(tiny_model_dir, tmp_path / "db")
+    assert texts.SCORE_NO_RULER in console.say("/score on", texts.SCORE_NO_RULER)
+    console.say("/len 50", texts.LEN_SET.format(value=50))
+    console.say("/write 段誉", BUTTONS)
+    assert "金庸味" not in console.say("段誉拔剑而起", BUTTONS)
+    assert console.quit() == 0
+
+
+def test_score_on_through_the_bot_api(fake, rated_model_dir, tmp_path):
+    bot = BotProcess(fake, rated_model_dir, tmp_path / "db", tmp_path / "bot.log").start()
+    try:
+        reply_after(fake, 62, "/len 50")
+        assert reply_after(fake, 62, "/score on").text == texts.flavour_set(True)
+        finished_part(fake, 62, "/write 乔峰")
+        part = finished_part(fake, 62, "乔峰突然拔出刀来")
+        assert "「乔峰突然拔出刀来」" in part.text and points(part.text) >= 0
+    finally:
+        bot.stop()
