@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bot import texts
+from bot import roles, texts
 from bot.config import BotConfig
 from bot.frontend import answering, dispatch, stream
 from bot.part import Part
@@ -47,16 +47,23 @@ class ConsoleOutput:
         return ConsolePart(self)
 
 
+# Characters of a growing part held back until it is whole: a part that stops before a played character
+# speaks drops their name and what led to their 道： (up to roles.ROLE_MAX + 12), and printed text stays.
+HELD_BACK = roles.ROLE_MAX + 12
+
+
 class ConsolePart:
     def __init__(self, out: ConsoleOutput):
         self.out, self.shown = out, 0  # characters printed so far
 
-    async def update(self, text: str) -> None:
-        self.out.write(text[self.shown:], end="")
-        self.shown = len(text)
+    async def update(self, text: str, held: int = HELD_BACK) -> None:
+        upto = len(text) - held
+        if upto > self.shown:
+            self.out.write(text[self.shown:upto], end="")
+            self.shown = upto
 
     async def finish(self, text: str, part: Part) -> None:
-        await self.update(text)
+        await self.update(text, held=0)
         self.out.write("")
         self.out.write(BUTTONS if not part.choices else
                        BUTTONS[:-1] + "  " + texts.CONSOLE_CHOOSE.format(numbers=" / ".join(

@@ -166,3 +166,24 @@ def test_console_choices_are_numbered_and_typed(tiny_model_dir, tmp_path):
     story = console.say("/story", "段誉")  # the same text (but for the line breaks the shown beat leaves out)
     assert "".join(story.split()).startswith("".join((text + after.partition("\n\n下一步？")[0]).split()))
     assert console.quit() == 0
+
+
+def test_a_part_cut_before_a_played_character_speaks_prints_only_what_it_keeps():
+    """The console cannot take printed text back: a growing part's last characters wait until it is whole."""
+    import asyncio
+    import io
+
+    from bot.console import ConsoleOutput
+    from bot.part import Part
+
+    out = io.StringIO()
+    view = ConsoleOutput(out).part_view()
+    kept = "木婉清道：“快取解药来，你怎么到这里来了？”" * 3
+
+    async def go():
+        await view.update(kept)
+        await view.update(kept + "段誉心中一凛")  # it grows into 段誉's line…
+        await view.finish(kept, Part(0, 1, 0, "", ""))  # …and stops before it: his turn
+
+    asyncio.run(go())
+    assert out.getvalue().startswith(kept + "\n") and "段誉" not in out.getvalue()
