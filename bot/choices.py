@@ -47,9 +47,16 @@ def has_beat(text: str) -> bool:
     return cut != text and any(c in sentences.ENDS for c in cut)
 
 
+def display(option: str) -> str:
+    """A beat as it is shown: without the closing quotes it may begin with. A part can end inside an open
+    quote (…道：“…逃不开。), and every beat then starts by closing it (”洪七公道：…); the story keeps the
+    quote, the eye does not need it."""
+    return option.lstrip().lstrip(sentences.CLOSERS).lstrip()
+
+
 def shown(option: str) -> str:
-    """A beat as the options list shows it: on one line."""
-    return " ".join(option.split())
+    """A beat as the options list shows it: `display`, on one line."""
+    return " ".join(display(option).split())
 
 
 @dataclass
@@ -144,7 +151,7 @@ def choose(engine, chat_id: int, version: int, at: int, option: int, user_id: in
             raise UserError(texts.STORY_FULL.format(limit=engine.story_limit))
         read, states, notice = engine.resume_point(s, story)
         return Opening(story.version, story.text + chosen, read + chosen, states, len(story.text) + len(chosen),
-                       header=chosen.lstrip(), notice=notice,
+                       header=display(chosen), notice=notice,
                        parts=[NewPart(len(story.text), chosen, "choice", user_id, user_name)])
 
     return engine.part(chat_id, prepare, "", user_id)

@@ -38,6 +38,12 @@ async def offered(engine, store, chat=1, vote=False, played=None):
     return part, await choices.offer(engine, chat, part, 7, vote)
 
 
+def test_a_beat_is_shown_on_one_line_without_the_closing_quote_it_may_begin_with():
+    assert choices.shown("”洪七公道：“好，\n　　你瞧瞧。”") == "洪七公道：“好， 你瞧瞧。”"
+    assert choices.display("\n　　”」郭靖道：“好。”") == "郭靖道：“好。”"
+    assert choices.shown("郭靖道：“好。”") == "郭靖道：“好。”"
+
+
 def test_three_beats_are_written_together_in_shared_model_calls_and_end_at_a_sentence(tiny, tmp_path):
     async def go():
         engine, store, sched = await make_engine(tiny, tmp_path / "db")
