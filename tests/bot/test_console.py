@@ -163,7 +163,7 @@ def test_console_choices_are_numbered_and_typed(tiny_model_dir, tmp_path):
     assert 1 <= len(beats) <= 3 and f"选一个: {' / '.join(str(i + 1) for i in range(len(beats)))}]" in listed
     after = console.say("1", "]")  # the first beat joins, and the bot goes on from it
     assert " ".join(after.split()).startswith(beats[0])
-    story = console.say("/story", "段誉")  # the same text (but for the line breaks and opening ” a shown beat leaves out)
+    story = console.say("/story", "段誉")  # the same text, but for line breaks and a leading ”
     bare = lambda s: "".join(c for c in s if not c.isspace() and c != "”")  # noqa: E731
     assert bare(story).startswith(bare(text + after.partition("\n\n下一步？")[0]))
     assert console.quit() == 0
