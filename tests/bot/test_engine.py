@@ -542,3 +542,40 @@ def test_a_typed_line_joins_cleaned_as_the_corpus_and_who_keeps_it_as_typed(tiny
     story, who = asyncio.run(go())
     assert "\n\u3000\u3000段誉说：“走吧……”" in story.text and '"' not in story.text
     assert "【3】阿朱（自己写的一句）\n段誉说：“走吧……”\n（原文：段譽說:\"走吧...\"）" in who
+
+
+def test_twenty_two_steps_back_after_a_restart_each_to_exactly_the_text_before_it(tiny, tmp_path):
+    """/undo goes at least 20 steps back, also after a restart; each step leaves the story as it read
+    before that part, and the next part goes on from exactly that state."""
+    from bot import history
+
+    async def go():
+        engine, store, sched = await make_engine(tiny, tmp_path / "db")
+        await store.set_length(1, 50)
+        await drain(engine.write(1, "乔峰", user_id=7, user_name="阿朱"))  # the prompt and the bot's part
+        for i in range(11):  # a person's line and the bot's part after it, eleven times: 24 parts in all
+            await drain(engine.join(1, "乔峰拔刀" if i % 2 else "阿朱叹了口气", user_id=7, user_name="阿朱"))
+        story = await store.story(1)
+        parts = [p for p in await store.parts(1) if not p.undone]
+        await sched.stop()
+        await store.close()
+        engine, store, sched = await make_engine(tiny, tmp_path / "db")  # a restart: nothing kept in memory
+        said, texts_before = [], [story.text[:p.start] for p in reversed(parts)]
+        after = []
+        for _ in range(22):
+            said.append(await history.undo(engine, 1))
+            after.append((await store.story(1)).text)
+        again = await drain(engine.continue_story(1))
+        states = await state_at_end(engine, 1)
+        redo = await history.redo(engine, 1)
+        await sched.stop()
+        await store.close()
+        return parts, said, after, texts_before, again, states, redo
+
+    parts, said, after, texts_before, again, states, redo = asyncio.run(go())
+    assert len(parts) == 24
+    assert after == texts_before[:22]  # each undo took exactly the newest part
+    assert all(s != texts.NOTHING_TO_UNDO for s in said)
+    _, _, whole = tiny.score([after[-1] + again.text], tiny.initial_state(1))
+    np.testing.assert_allclose(states, whole, atol=1e-4)  # went on from exactly where the text ends
+    assert redo == texts.NOTHING_TO_REDO  # a new part came since
