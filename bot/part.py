@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bot import roles, sentences, texts
+from bot import reading, roles, sentences, texts
 from bot.limits import USER
 from bot.scheduler import Busy
 from bot.store import NewPart
@@ -38,6 +38,11 @@ BUSY_NOTICE_SECONDS = 5.0  # a chat hammering a busy bot hears "正在写…" on
 CHECKPOINTS = 3
 # A part expected to wait this long for its first text (other chats' stories before it) is told its place.
 QUEUE_NOTICE_SECONDS = 5.0
+# Times a part is written afresh from its start when it would stop for a played character's turn before a
+# single hanzi of its own (right after 黄蓉道：“…” the model often goes on with 黄蓉又道：): a part of nothing
+# tells nobody anything. After these, it stops there all the same (and no empty part of the bot's is stored
+# after a person's line).
+TURN_RETRIES = 3
 
 
 @dataclass
@@ -89,6 +94,8 @@ class Part:
     target: int = 0  # characters asked for (/len): the part ends at the first sentence end past them
     ended: bool = False  # it reached its end (a sentence end, or the most it may run to)
     choices: list[str] = field(default_factory=list)  # next beats offered after it (/choices), ① first
+    again: object = None  # () -> a fresh stream of the part from its start, or None (PartContext.again)
+    retries: int = 0  # times it was written afresh (TURN_RETRIES at most)
 
     @property
     def end(self) -> int:
@@ -96,19 +103,36 @@ class Part:
         return self.start + len(self.text)
 
     async def pieces(self):
-        async for piece in self._run:
-            self.text += piece
-            at = roles.speaks_at(self.text, self.roles)
-            if at is not None:  # the bot was about to speak for someone's character: the part ends before it
-                self.turn = next(r for r in self.roles if self.text.startswith(r, at))
-                self.text = self.text[:at]
-                return
-            end = sentences.part_end(self.text, self.target, self.target + sentences.SLACK)
-            if end is not None:  # at a sentence end: the rest of what was written is dropped
-                self.text, self.ended = self.text[:end], True
+        while True:
+            async for piece in self._run:
+                self.text += piece
+                at = roles.speaks_at(self.text, self.roles)
+                if at is not None and not reading.HANZI.search(self.text[:at]) and await self._afresh():
+                    break  # it would have begun by speaking for someone's character: written again
+                if at is not None:  # the bot was about to speak for someone's character: the part ends before it
+                    self.turn = next(r for r in self.roles if self.text.startswith(r, at))
+                    self.text = self.text[:at]
+                    return
+                end = sentences.part_end(self.text, self.target, self.target + sentences.SLACK)
+                if end is not None:  # at a sentence end: the rest of what was written is dropped
+                    self.text, self.ended = self.text[:end], True
+                    yield piece
+                    return
                 yield piece
+            else:
                 return
-            yield piece
+
+    async def _afresh(self) -> bool:
+        """Start the part again from its start (another draw), if retries are left and the bot is not busy."""
+        if self.again is None or self.retries >= TURN_RETRIES:
+            return False
+        fresh = self.again()
+        if fresh is None:
+            return False
+        await self._run.aclose()
+        self._run, self.text = fresh, ""
+        self.retries += 1
+        return True
 
 
 def busy(session: ChatSession) -> UserError:
@@ -143,9 +167,9 @@ class PartContext:
             reserved = settings.length
             opening = await self.prepare(self.session, settings)
             played = await self.engine.store.roles(self.chat_id)
+            self.opening, self.settings = opening, settings
             try:
-                self.job = self.engine.scheduler.submit(opening.read, opening.states,
-                                                        settings.length + sentences.SLACK, settings.temperature)
+                self.job = self._submit()
             except Busy:
                 raise UserError(texts.BUSY_GLOBAL) from None
         except BaseException:
@@ -154,14 +178,29 @@ class PartContext:
             self.session.lock.release()
             self.engine.forget_if_empty(self.chat_id, self.session)  # a refused request leaves nothing behind
             raise
-        self.opening = opening
         ahead, seconds = self.engine.scheduler.queue_wait(self.job)
         # Told only if whole rounds come first, and enough of them: a short wait is not worth a message.
         queued = texts.QUEUED.format(ahead=ahead) if seconds and seconds >= QUEUE_NOTICE_SECONDS else ""
         notice = "\n".join(n for n in (self.notice, opening.notice, queued) if n)
         self.part = Part(self.chat_id, opening.version, opening.start, opening.header, notice,
-                         _run=self.engine.scheduler.stream(self.job), roles=played, target=settings.length)
+                         _run=self.engine.scheduler.stream(self.job), roles=played, target=settings.length,
+                         again=self.again)
         return self.part
+
+    def _submit(self):
+        """The scheduler's job for the part: read the opening, then write up to /len + SLACK characters."""
+        return self.engine.scheduler.submit(self.opening.read, self.opening.states,
+                                            self.settings.length + sentences.SLACK, self.settings.temperature)
+
+    def again(self):
+        """The part written afresh from its start (Part._afresh): the new job's stream, or None when busy."""
+        try:
+            job = self._submit()
+        except Busy:
+            return None
+        self.job.cancel()
+        self.job = job
+        return self.engine.scheduler.stream(job)
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
         opening, part, session = self.opening, self.part, self.session
@@ -174,7 +213,10 @@ class PartContext:
                     session.states = None  # the state no longer matches the stored story
                 return
             story_text = opening.before + part.text
-            added = opening.parts + [NewPart(opening.start, part.text, "bot")]
+            # A part of nothing after people's lines (it stopped for a played character's turn at once, every
+            # try) is not stored: their lines are, and it is their turn.
+            nothing = not part.text and opening.parts and not opening.rewrite
+            added = opening.parts + ([] if nothing else [NewPart(opening.start, part.text, "bot")])
             if opening.new_story:  # only a new story's whole first part replaces the old story
                 version = await self.engine.store.start_story(self.chat_id, *opening.new_story, part=part.text,
                                                               replaces=opening.replaces, parts=added,

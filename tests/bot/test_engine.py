@@ -579,3 +579,39 @@ def test_twenty_two_steps_back_after_a_restart_each_to_exactly_the_text_before_i
     _, _, whole = tiny.score([after[-1] + again.text], tiny.initial_state(1))
     np.testing.assert_allclose(states, whole, atol=1e-4)  # went on from exactly where the text ends
     assert redo == texts.NOTHING_TO_REDO  # a new part came since
+
+
+class AlwaysSpeaksFor:
+    """The tiny model, but every character it writes is 黄蓉道：“走罢。” over and over (states as the model's)."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, 0
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def generate(self, prompts, states, length, **kw):
+        texts, states = self.model.generate(prompts, states, length=length, **kw)
+        self.calls += length > 0
+        return [("黄蓉道：“走罢。”" * (1 + length // 8))[:length] for _ in texts], states
+
+
+def test_a_part_that_only_ever_speaks_for_her_is_not_stored_after_her_line(tiny, tmp_path):
+    async def go():
+        engine, store, sched = await make_engine(tiny, tmp_path / "db")
+        await store.set_length(1, 30)
+        await drain(engine.write(1, "乔峰", user_id=7, user_name="阿朱"))
+        assert await engine.role(1, 7, "黄蓉") == texts.role_set("黄蓉")
+        sched.model = AlwaysSpeaksFor(tiny)
+        before = await store.story(1)
+        part = await drain(engine.join(1, "黄蓉点了点头", user_id=7, user_name="阿朱", kind="do"))
+        story, parts = await store.story(1), [p for p in await store.parts(1) if not p.undone]
+        calls = sched.model.calls
+        await sched.stop()
+        await store.close()
+        return before, part, story, parts, calls
+    before, part, story, parts, calls = asyncio.run(go())
+    # A first try and three more (the scheduler may run a round on before a job's cancel reaches it).
+    assert part.turn == "黄蓉" and part.text == "" and part.retries == 3 and calls >= 4
+    assert story.text.startswith(before.text) and story.text.endswith("黄蓉点了点头。")
+    assert [p.kind for p in parts][-2:] == ["bot", "do"]  # her action is the newest part: no empty one of the bot's

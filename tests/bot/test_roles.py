@@ -40,3 +40,36 @@ def test_a_persons_line_is_read_in_the_corpus_form():
     assert as_read("「你好」，他說。") == "“你好”，他说。"
     assert as_read("他走了.") == "他走了。" and as_read("价格3.5两") == "价格3.5两"  # not a decimal point
     assert as_read("阿朱□笑") == "阿朱笑" and as_read("hello, world") == "hello, world"
+
+
+def written(*draws: str):
+    """A Part whose first draw is draws[0] and each fresh start (Part.again) the next; (part, its pieces)."""
+    import asyncio
+
+    from bot.part import Part
+
+    async def stream(text):
+        for i in range(0, len(text), 4):  # a few characters a round
+            yield text[i:i + 4]
+
+    left = list(draws[1:])
+    part = Part(1, 1, 0, "", "", _run=stream(draws[0]), roles=["黄蓉"], target=40,
+                again=lambda: stream(left.pop(0)) if left else None)
+
+    async def go():
+        return [piece async for piece in part.pieces()]
+    return part, asyncio.run(go())
+
+
+def test_a_part_that_would_begin_by_speaking_for_a_played_character_is_written_afresh():
+    part, _ = written("\n　　黄蓉又道：“走罢。”", "郭靖点了点头，道：“好。”黄蓉笑道：“走。”")
+    assert part.retries == 1 and part.text == "郭靖点了点头，道：“好。”" and part.turn == "黄蓉"
+    part, _ = written("郭靖道：“好。”黄蓉道：“走。”", "unused")  # words of its own first: it stops, no retry
+    assert part.retries == 0 and part.text == "郭靖道：“好。”" and part.turn == "黄蓉"
+
+
+def test_after_three_fresh_starts_that_all_speak_for_her_the_part_is_empty_and_it_is_her_turn():
+    part, pieces = written(*["黄蓉道：“走罢。”"] * 5)
+    assert part.retries == 3 and part.text == "" and part.turn == "黄蓉" and "".join(pieces) == ""
+    part, _ = written("黄蓉道：“走罢。”")  # no fresh start to be had (the bot is busy): it stops at once
+    assert part.retries == 0 and part.text == "" and part.turn == "黄蓉"
