@@ -15,7 +15,9 @@
    played, counting parts whose text has the role begin to speak by the bot's own rule
    (bot.roles.speaks_at: must be 0) and by a looser reader's rule (the name, then an opening
    quote within 12 characters of the same sentence: 乔峰哈哈大笑，“…), with how many parts stopped
-   for the person's turn and their mean length.
+   for the person's turn (the person then says a line, /say, and the bot goes on from it), how many
+   were written afresh for speaking for them at once (bot.part.TURN_RETRIES), how many ended
+   empty all the same, and their mean length.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def call_seconds(model, states: np.ndarray, rows: list[int], repeats: int) -> li
     return [min(times[n]) for n in rows]
 
 
+SAID = ["走罢", "你是谁？", "在下有礼了", "好", "且慢！"]  # what the person says when it is their turn
 LOOSE = "[^。！？\n]{0,12}?“"  # the name, then an opening quote in the same sentence
 
 
@@ -104,15 +107,20 @@ async def cowriting(model, db: Path, repeats: int, parts: int, length: int, role
         for c in chats:
             await store.set_length(c, length)
             await store.set_role(c, 10**6, role)
-        texts, turns = [], 0
+        texts, turns, afresh, empty, said = [], 0, 0, 0, {}
         while len(texts) < parts:
             batch = chats[: parts - len(texts)]
-            openings = [engine.write(c, PROMPTS[c - 1].format(role=role)) if not texts else engine.continue_story(c)
-                        for c in batch]
+            # A story goes on by itself until it stops for the role's turn; then the person speaks (/say).
+            openings = [engine.write(c, PROMPTS[c - 1].format(role=role)) if not texts
+                        else engine.join(c, SAID[len(texts) % len(SAID)], 10**6, "bench", kind="say") if said.get(c)
+                        else engine.continue_story(c) for c in batch]
             written = await asyncio.gather(*(run_part(o) for o in openings))
-            for text, turn in written:
+            for c, (text, turn, retries) in zip(batch, written):
                 texts.append(text)
                 turns += turn is not None
+                said[c] = turn is not None
+                afresh += retries > 0
+                empty += not text
     finally:
         await scheduler.stop()
         await store.close()
@@ -130,15 +138,16 @@ async def cowriting(model, db: Path, repeats: int, parts: int, length: int, role
             "call_one_s": round(call_one, 4), "call_three_s": round(call_three, 4),
             "call_three_vs_one": round(call_three / call_one, 2), "role": role, "parts": len(texts),
             "parts_speaking_for_role": strict, "parts_loosely_speaking_for_role": loose,
-            "parts_stopped_for_turn": turns, "loose_examples": found[:8],
+            "parts_stopped_for_turn": turns, "parts_written_afresh": afresh, "parts_empty": empty,
+            "loose_examples": found[:8],
             "mean_part_chars": round(sum(map(len, texts)) / len(texts), 1)}
 
 
-async def run_part(opening) -> tuple[str, str | None]:
+async def run_part(opening) -> tuple[str, str | None, int]:
     async with opening as part:
         async for _ in part.pieces():
             pass
-    return part.text, part.turn
+    return part.text, part.turn, part.retries
 
 
 def main(argv=None) -> int:
@@ -169,7 +178,9 @@ def main(argv=None) -> int:
           f"{r['call_three_s']:.3f} s against {r['call_one_s']:.3f} s = {r['call_three_vs_one']:.2f}×")
     print(f"{r['parts']} parts with {r['role']} played: {r['parts_speaking_for_role']} speak for them by the bot's "
           f"rule, {r['parts_loosely_speaking_for_role']} by a looser reader's rule; {r['parts_stopped_for_turn']} "
-          f"stopped for their turn; {r['mean_part_chars']} chars a part on average")
+          f"stopped for their turn, each answered by a line of theirs (/say); {r['parts_written_afresh']} written "
+          f"afresh for speaking for them at once, {r['parts_empty']} empty after all; "
+          f"{r['mean_part_chars']} chars a part on average")
     return result_line(r)
 
 
