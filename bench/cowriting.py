@@ -125,7 +125,8 @@ async def cowriting(model, db: Path, repeats: int, parts: int, length: int, role
         await scheduler.stop()
         await store.close()
     strict = sum(roles.speaks_at(t, [role]) is not None for t in texts)
-    found = [m.group(0) for t in texts if (m := re.search(re.escape(role) + LOOSE, t))]
+    names = "|".join(re.escape(n) for n in roles.names_of([role]))  # 乔峰 is 萧峰 too (roles.ALIASES)
+    found = [m.group(0) for t in texts if (m := re.search(f"(?:{names}){LOOSE}", t))]
     loose = len(found)
     return {"beat_chars": choices.BEAT_MAX, "options": choices.OPTIONS, "candidates": choices.CANDIDATES,
             "one_beat_s": round(means["one"], 4), "three_beats_s": round(means["offer"], 4),

@@ -110,7 +110,7 @@ class Part:
                 if at is not None and not reading.HANZI.search(self.text[:at]) and await self._afresh():
                     break  # it would have begun by speaking for someone's character: written again
                 if at is not None:  # the bot was about to speak for someone's character: the part ends before it
-                    self.turn = next(r for r in self.roles if self.text.startswith(r, at))
+                    self.turn = roles.speaker_at(self.text, at, self.roles)
                     self.text = self.text[:at]
                     return
                 end = sentences.part_end(self.text, self.target, self.target + sentences.SLACK)

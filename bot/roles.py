@@ -4,6 +4,7 @@ the bot must stop so as not to speak for a character someone plays.
     say("段誉", "你好")        -> '段誉道：“你好。”'
     act("段誉", "拔剑而起")    -> '段誉拔剑而起。'
     speaks_at("…段誉笑道：“…", ["段誉"]) -> index of "段誉" (the bot's part ends before it)
+    speaks_at("…萧峰道：“…", ["乔峰"])   -> index of "萧峰" (the same man: his other name, ALIASES)
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ ENDS = "。！？…”"  # what may end a sentence already (no full stop added)
 # nor 萧峰对段誉道：“ (spoken to: the name after 对, 向, 跟, 和, 与, 朝, 问, 给).
 BETWEEN = r"[^。！？：；“”‘’\n]{0,10}?"
 SPOKEN_TO = "对向跟和与朝问给"
+# Other names the novels give one person as the speaker of a line: whoever plays one is spoken for by
+# neither. 乔峰 is 萧峰 from the middle of 天龙八部 on (the model writes both for him), 张无忌 goes as
+# 曾阿牛 for a while in 倚天屠龙记. (A longer name that begins with the role's, 虚竹子, is caught as it is.)
+ALIASES = {"乔峰": ("萧峰",), "萧峰": ("乔峰",), "张无忌": ("曾阿牛",), "曾阿牛": ("张无忌",)}
 
 
 def role_problem(name: str, known: set[str]) -> str | None:
@@ -46,10 +51,22 @@ def act(role: str, action: str) -> str:
     return f"{role}{action}" + ("" if action.endswith(tuple(ENDS)) else "。")
 
 
+def names_of(roles: list[str]) -> dict[str, str]:
+    """{name the text may call them by: the role played} for `roles`, their ALIASES with them."""
+    names = {alias: role for role in roles for alias in ALIASES.get(role, ())}
+    return names | {role: role for role in roles}
+
+
 def speaks_at(text: str, roles: list[str]) -> int | None:
-    """Where in `text` one of `roles` begins to speak (their name before 道：), or None."""
+    """Where in `text` one of `roles` begins to speak (their name, or another of theirs, before 道：), or None."""
     if not roles:
         return None
-    names = "|".join(re.escape(r) for r in sorted(roles, key=len, reverse=True))
+    names = "|".join(re.escape(n) for n in sorted(names_of(roles), key=len, reverse=True))
     found = re.search(f"(?<![{SPOKEN_TO}])(?:{names}){BETWEEN}(?:道[：:]|[：:]“)", text)
     return found.start() if found else None
+
+
+def speaker_at(text: str, at: int, roles: list[str]) -> str:
+    """The role that begins to speak at `at` (speaks_at's index), as it is played (乔峰 for 萧峰道：)."""
+    names = names_of(roles)
+    return names[max((n for n in names if text.startswith(n, at)), key=len)]

@@ -1,6 +1,6 @@
 """Characters people play: the forms of /say and /do, and where the bot stops for someone's character."""
 
-from bot.roles import act, role_problem, say, speaks_at
+from bot.roles import act, role_problem, say, speaker_at, speaks_at
 
 
 def test_say_and_do_take_the_novels_own_form():
@@ -42,8 +42,9 @@ def test_a_persons_line_is_read_in_the_corpus_form():
     assert as_read("阿朱□笑") == "阿朱笑" and as_read("hello, world") == "hello, world"
 
 
-def written(*draws: str):
-    """A Part whose first draw is draws[0] and each fresh start (Part.again) the next; (part, its pieces)."""
+def written(*draws: str, played=("黄蓉",)):
+    """A Part whose first draw is draws[0] and each fresh start (Part.again) the next, `played` played;
+    (part, its pieces)."""
     import asyncio
 
     from bot.part import Part
@@ -53,7 +54,7 @@ def written(*draws: str):
             yield text[i:i + 4]
 
     left = list(draws[1:])
-    part = Part(1, 1, 0, "", "", _run=stream(draws[0]), roles=["黄蓉"], target=40,
+    part = Part(1, 1, 0, "", "", _run=stream(draws[0]), roles=list(played), target=40,
                 again=lambda: stream(left.pop(0)) if left else None)
 
     async def go():
@@ -73,3 +74,12 @@ def test_after_three_fresh_starts_that_all_speak_for_her_the_part_is_empty_and_i
     assert part.retries == 3 and part.text == "" and part.turn == "黄蓉" and "".join(pieces) == ""
     part, _ = written("黄蓉道：“走罢。”")  # no fresh start to be had (the bot is busy): it stops at once
     assert part.retries == 0 and part.text == "" and part.turn == "黄蓉"
+
+
+def test_the_bot_does_not_speak_for_a_played_character_by_another_of_his_names():
+    assert speaks_at("段誉道：“好。”萧峰道：“走。”", ["乔峰"]) == 8  # 乔峰 is 萧峰 from the middle of the novel on
+    assert speaks_at("乔峰笑道：“走。”", ["萧峰"]) == 0
+    assert speaks_at("段誉对萧峰道：“走。”", ["乔峰"]) is None  # spoken to
+    assert speaker_at("段誉道：“好。”萧峰道：“走。”", 8, ["段誉", "乔峰"]) == "乔峰"  # whose turn: as played
+    part, _ = written("郭靖道：“好。”萧峰叹道：“走。”", played=["乔峰"])
+    assert part.text == "郭靖道：“好。”" and part.turn == "乔峰"
