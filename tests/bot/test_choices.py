@@ -87,7 +87,8 @@ def test_a_chosen_beat_joins_the_story_read_exactly_and_the_choice_closes(tiny_m
         await store.close()
         return options[last], before, after, states, story, parts, gone, str(again.value)
     option, before, after, states, story, parts, gone, again = asyncio.run(go())
-    assert story.text == before.text + option + after.text and after.header == option.lstrip()
+    # The story keeps the beat as written; its header shows it without a leading line break or closing quote.
+    assert story.text == before.text + option + after.text and after.header == choices.display(option)
     assert [(p.kind, p.text, p.author_name) for p in parts[-2:]] == [("choice", option, "阿朱"),
                                                                       ("bot", after.text, None)]
     _, _, whole = model.score([story.text], model.initial_state(1))  # the whole story read from its start
