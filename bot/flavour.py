@@ -28,6 +28,12 @@ def ruler_of(model) -> Flavour | None:
     return Flavour.from_card(getattr(card, "flavour", None))
 
 
+async def rated(engine, read: list[str]):
+    """(nats/char [B], characters [B]) of texts as the model reads them, each alone: one scoring call on
+    the model's thread, between rounds."""
+    return await engine.scheduler.call(partial(rate_texts, engine.model, read))
+
+
 async def newest_line(engine, chat_id: int, user_id: int) -> str | None:
     """The newest live part of the story this person wrote (as the story reads it), or None."""
     mine = [p for p in await engine.store.parts(chat_id)
@@ -49,7 +55,7 @@ async def score(engine, chat_id: int, user_id: int, raw: str | None) -> str:
     read = reading.as_read(text)
     if not any(c in engine.known for c in read):
         return texts.SCORE_UNREADABLE
-    nats, chars = await engine.scheduler.call(partial(rate_texts, engine.model, [read]))
+    nats, chars = await rated(engine, [read])
     told = texts.score_told(ruler.score(float(nats[0]), int(chars[0])), float(nats[0]), read if from_story else None)
     return told + (f"\n{notice}" if notice else "")
 
@@ -67,14 +73,15 @@ async def lines_told(engine, chat_id: int, parts) -> str:
     each, to show under the bot's part that follows them; "" when the chat does not want it (/score off),
     there are none, or the model has no ruler. One scoring call on the model's thread for them all."""
     lines = [p.text.strip() for p in parts if p.kind in PEOPLES_KINDS and p.text.strip()]
-    ruler = ruler_of(engine.model)
-    if not lines or ruler is None or not (await engine.store.settings(chat_id)).flavour:
+    if not lines or not (await engine.store.settings(chat_id)).flavour:
         return ""
-    read = [reading.as_read(line) for line in lines]
+    ruler = ruler_of(engine.model)
+    if ruler is None:
+        return ""
     try:
-        nats, chars = await engine.scheduler.call(partial(rate_texts, engine.model, read))
+        nats, chars = await rated(engine, [reading.as_read(line) for line in lines])
     except Exception:  # noqa: BLE001  (a failed or abandoned scoring call costs the score, not the part)
-        log.warning("could not score %d line(s) in chat %s", len(read), chat_id)
+        log.warning("could not score %d line(s) in chat %s", len(lines), chat_id)
         return ""
     return texts.flavour_block([(line, ruler.score(float(n), int(c))) for line, n, c in zip(lines, nats, chars)
                                 if c])

@@ -107,9 +107,9 @@ class Part:
             async for piece in self._run:
                 self.text += piece
                 at = roles.speaks_at(self.text, self.roles)
-                if at is not None and not reading.HANZI.search(self.text[:at]) and await self._afresh():
-                    break  # it would have begun by speaking for someone's character: written again
                 if at is not None:  # the bot was about to speak for someone's character: the part ends before it
+                    if not reading.HANZI.search(self.text[:at]) and await self._afresh():
+                        break  # …before a word of its own: written again instead
                     self.turn = roles.speaker_at(self.text, at, self.roles)
                     self.text = self.text[:at]
                     return
